@@ -17,7 +17,7 @@ a counted noun ("two balloons and a stick"); it is scenery inside a locative phr
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
@@ -96,6 +96,9 @@ _ING_NOUNS = {"building", "buildings", "painting", "paintings", "ring", "rings",
 _ED_NOUNS = {"bed", "beds", "shed", "sheds", "sled", "sleds", "seed", "seeds", "reed", "reeds",
              "steed", "steeds", "weed", "weeds", "bread", "thread", "threads", "sled", "red",
              "shred", "sleds", "head", "heads", "speed", "need", "feed", "bird"}
+# Nouns that taggers often read as verbs ("one teddy bear sitting", "a single red rose in a vase").
+_VERB_HOMOGRAPH_NOUNS = {"rose", "roses", "bear", "bears", "seal", "seals", "bat", "bats", "duck",
+                         "ducks", "saw", "saws", "dove", "doves", "lamb", "lambs"}
 # Common verbs in scene prompts, base form: a noun phrase ending in one of these before a
 # preposition or the end ("one cyclist race down a hill", "one eagle circles") ends a word early.
 _SCENE_VERBS = {
@@ -129,7 +132,14 @@ def _verb_base(word: str) -> str | None:
     return next((form for form in candidates if form in _SCENE_VERBS), None)
 
 
+_IRREGULAR_PLURALS = {"children", "people", "men", "women", "mice", "geese", "feet", "teeth",
+                      "oxen", "police", "cattle", "sheep", "fish", "deer", "gentlemen",
+                      "firemen", "fishermen", "policemen", "snowmen", "lice", "dice"}
+
+
 def _looks_plural(word: str) -> bool:
+    if word in _IRREGULAR_PLURALS:
+        return True
     return len(word) > 2 and word.endswith("s") and not word.endswith(("ss", "us", "is", "'s"))
 
 
@@ -199,7 +209,7 @@ def _spacy_kind(token) -> tuple[str, bool]:
     if tag.startswith("JJ"):
         return ADJ, False
     if tag.startswith("NN"):
-        if lower.endswith("ing") and len(lower) > 5 and lower not in _ING_NOUNS:
+        if lower.endswith("ing") and len(lower) >= 5 and lower not in _ING_NOUNS:
             # The small tagger reads "candle flickering" as a compound; "-ing" after a noun is a
             # participle in scene prompts.
             return PARTICIPLE, False
@@ -246,7 +256,7 @@ def _rule_kind(word: str, previous: str | None) -> tuple[str, bool]:
         return PRON, False
     if lower in _ADVERBS or (lower.endswith("ly") and len(lower) > 4 and lower not in {"family", "fly", "butterfly", "dragonfly", "lily", "belly", "jelly", "bully"}):
         return ADV, False
-    if lower.endswith("ing") and len(lower) > 5 and lower not in _ING_NOUNS:
+    if lower.endswith("ing") and len(lower) >= 5 and lower not in _ING_NOUNS:
         return PARTICIPLE, False
     if lower.endswith("ed") and len(lower) > 4 and lower not in _ED_NOUNS:
         return PARTICIPLE, False
@@ -386,20 +396,24 @@ def _head_surface(words: list[Word], head: int, end: int) -> tuple[str, int]:
 
 def _is_counted_article_phrase(words: list[Word], quantifier: int,
                                previous_phrase: tuple[int, str] | None) -> tuple[bool, str]:
-    """Whether "a/an X" at `quantifier` is a counted object, and why (for coordination)."""
+    """Whether "a/an X" at `quantifier` is a counted object, and its role: "subject",
+    "companion", "locative" or "object" (a later coordinated phrase inherits it)."""
     if quantifier == 0 or words[quantifier].sentence_start:
         return True, "subject"
     before = words[quantifier - 1]
     before2 = words[quantifier - 2].lower if quantifier >= 2 else ""
-    if before.kind in {CCONJ, PUNCT} and before.text not in {".", "!", "?", ";", ":"}:
-        if previous_phrase is not None and previous_phrase[0] == quantifier - 1 - (before2 in _COORDINATORS and before.kind == PUNCT):
+    if before.kind == CCONJ or before.text == ",":
+        last = quantifier - 1
+        while last > 0 and (words[last].kind == CCONJ or words[last].text == ","):
+            last -= 1
+        if previous_phrase is not None and previous_phrase[0] == last:
             role = previous_phrase[1]
+            if role == "object":
+                return False, "object"  # "chasing a ball and a stick"
             # "two cats on a sofa and a dog": a new participant, not a second piece of scenery.
-            return (role != "object"), ("subject" if role == "locative" else role)
-        if before.kind == PUNCT and before2 in _COORDINATORS:
-            return True, "subject"
-        return True, "subject"
-    if before.kind == SCONJ or before.lower in _CLAUSE_OPENERS and before.kind != ADP:
+            return True, "subject" if role == "locative" else role
+        return True, "subject"  # a new clause: "... fly by and a distant star glows"
+    if before.kind == SCONJ:
         return True, "subject"
     if before.kind == ADP:
         if (before.lower in _COMPANION_PREPOSITIONS or before.is_agent_by
@@ -443,6 +457,24 @@ def extract_counts(words: list[Word]) -> dict[str, int]:
     return counts
 
 
+def _resolve_ambiguous(words: list[Word]) -> list[Word]:
+    """Context fixes both backends need: "building" is a participle in "children building a
+    sandcastle", "bear" a noun in "one teddy bear sitting"."""
+    resolved = list(words)
+    for index, word in enumerate(words):
+        before = words[index - 1] if index else None
+        after = words[index + 1] if index + 1 < len(words) else None
+        if before is None:
+            continue
+        if (word.lower in _ING_NOUNS and word.lower.endswith("ing") and before.kind == NOUN
+                and after is not None and after.kind in {DET, NUM}):
+            resolved[index] = replace(word, kind=PARTICIPLE, plural=False)
+        elif (word.lower in _VERB_HOMOGRAPH_NOUNS and word.kind in {VERB, PARTICIPLE}
+              and before.kind in {NOUN, ADJ} and (after is None or after.kind not in {DET, NUM, PRON})):
+            resolved[index] = replace(word, kind=NOUN, plural=word.lower.endswith("s"))
+    return resolved
+
+
 def prompt_words(prompt: str, backend: Backend = "auto") -> list[Word]:
     """The prompt's words with word classes, from spaCy or (backend="rules" or no model) rules."""
     if backend not in ("auto", "spacy", "rules"):
@@ -451,8 +483,8 @@ def prompt_words(prompt: str, backend: Backend = "auto") -> list[Word]:
     if nlp is None:
         if backend == "spacy":
             raise RuntimeError(f"no spaCy English model installed (tried {', '.join(SPACY_MODEL_NAMES)})")
-        return _rule_words(prompt)
-    return _spacy_words(prompt, nlp)
+        return _resolve_ambiguous(_rule_words(prompt))
+    return _resolve_ambiguous(_spacy_words(prompt, nlp))
 
 
 def parse_counts(prompt: str, backend: Backend = "auto") -> dict[str, int]:

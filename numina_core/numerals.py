@@ -65,7 +65,7 @@ _PREPOSITIONS = {
     "beside", "besides", "between", "among", "amid", "amidst", "above", "below", "beneath",
     "inside", "outside", "within", "past", "alongside", "against", "beyond", "upon", "off",
     "down", "up", "underneath", "atop", "throughout", "during", "for", "about", "like", "via",
-    "out", "onto", "next", "front",
+    "out", "next", "front",
 }
 _CLAUSE_OPENERS = {"as", "while", "when", "whereas", "where", "although", "though", "because",
                    "until", "whilst", "then", "so", "but", "and", "or", "nor", "yet", "before",
@@ -92,10 +92,10 @@ _ING_NOUNS = {"building", "buildings", "painting", "paintings", "ring", "rings",
               "dumplings", "seedling", "seedlings", "sapling", "saplings", "herring", "icing",
               "lightning", "sling", "sting", "viking", "vikings", "darling", "ping", "wedding",
               "weddings", "railing", "railings", "stocking", "stockings", "awning", "awnings",
-              "sing", "offspring", "gosling", "goslings", "bedding", "landing", "sing"}
+              "offspring", "gosling", "goslings", "bedding", "landing"}
 _ED_NOUNS = {"bed", "beds", "shed", "sheds", "sled", "sleds", "seed", "seeds", "reed", "reeds",
-             "steed", "steeds", "weed", "weeds", "bread", "thread", "threads", "sled", "red",
-             "shred", "sleds", "head", "heads", "speed", "need", "feed", "bird"}
+             "steed", "steeds", "weed", "weeds", "bread", "thread", "threads", "red",
+             "shred", "head", "heads", "speed", "need", "feed", "bird"}
 # Nouns that taggers often read as verbs ("one teddy bear sitting", "a single red rose in a vase").
 _VERB_HOMOGRAPH_NOUNS = {"rose", "roses", "bear", "bears", "seal", "seals", "bat", "bats", "duck",
                          "ducks", "saw", "saws", "dove", "doves", "lamb", "lambs"}
@@ -114,7 +114,7 @@ _SCENE_VERBS = {
     "ski", "surf", "paddle", "row", "kick", "throw", "catch", "dig", "peck",
     "nibble", "chew", "sniff", "guard", "patrol", "appear", "emerge", "gather", "huddle", "pose",
     "stroll", "jog", "sprint", "skip", "trot", "waddle", "slither", "wriggle", "flap", "nest",
-    "perch", "idle", "park", "wait", "travel", "pass", "approach", "collide", "crash", "explode",
+    "perch", "idle", "park", "travel", "approach", "collide", "crash", "explode",
     "burst", "melt", "drip", "shimmer", "loom", "tower", "orbit", "zoom", "dash", "rush",
     "sneak", "hide", "seek", "fetch", "tug",
 }
@@ -175,7 +175,7 @@ def load_spacy_model():
     for name in SPACY_MODEL_NAMES:
         try:
             return spacy.load(name, exclude=["ner"])
-        except OSError:
+        except (OSError, ImportError):  # not installed, or built for another spaCy
             continue
     return None
 
@@ -271,7 +271,7 @@ def _rule_words(prompt: str) -> list[Word]:
     sentence_start = True
     for index, text in enumerate(texts):
         kind, plural = _rule_kind(text, texts[index - 1] if index else None)
-        is_agent_by = text.lower() == "by" and index > 0 and _rule_kind(texts[index - 1], None)[0] == PARTICIPLE
+        is_agent_by = text.lower() == "by" and bool(words) and words[-1].kind == PARTICIPLE
         words.append(Word(text, kind, plural, is_agent_by=is_agent_by, sentence_start=sentence_start))
         sentence_start = text in {".", "!", "?", ";"}
     return words
@@ -362,16 +362,16 @@ def _noun_phrase(words: list[Word], start: int, count: int) -> tuple[int, int] |
             if content and _ends_phrase_as_verb(words, index, count, content):
                 break
             content.append(index)
-        elif word.kind == PARTICIPLE or (word.kind == ADV and index + 1 < len(words) and words[index + 1].kind == HYPH):
-            if content and words[content[-1]].kind == NOUN and word.kind == PARTICIPLE:
+        elif word.kind == PARTICIPLE:
+            # "racing cars" modifies; "the candle flickering" and "cars racing" end the phrase.
+            if (content and words[content[-1]].kind == NOUN) or not _is_modifier_position(words, index):
                 break
-            if not _is_modifier_position(words, index):
+        elif word.kind == ADV:
+            if not (index + 1 < len(words) and words[index + 1].kind == HYPH):  # "low-flying"
                 break
         elif word.kind == HYPH:
             if index == start or words[index - 1].kind not in {ADV, PARTICIPLE, NOUN, ADJ}:
                 break
-        elif word.kind == VERB and not content and _is_modifier_position(words, index):
-            pass  # a verb-tagged modifier such as "hide" in "hide-and-seek game" is rare; keep going
         else:
             break
         index += 1

@@ -1,0 +1,1 @@
+"""The NUMINA method, pure: no ComfyUI import anywhere in this package."""

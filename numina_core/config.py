@@ -1,0 +1,154 @@
+"""Every parameter of the NUMINA method in one configuration object.
+
+Two presets are defined:
+
+* ``reference`` reproduces the authors' released code (H-EmbodVis/NUMINA @ 18381ad): the numbers of the
+  paper were produced with it. Defaults are those of method.md §9.
+* ``improved`` is the reference plus fixes measured in this project: MeanShift proposals are split into
+  connected components, so instances that share a colour in the rank-3 PCA are still counted apart.
+* ``paper`` follows the paper's text where it differs from the code: the cross-attention map of each noun
+  comes from the single head with the largest peak, and the focus threshold is 0.1 of the peak.
+
+Fields marked *(deviation)* have no counterpart in the released code; their defaults keep the reference
+behaviour, or are documented where a bug of the released code is fixed (method.md §10).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+CrossAttentionHeadMode = Literal["mean", "peak"]
+ScheduleAxis = Literal["step", "progress"]
+
+
+@dataclass(frozen=True)
+class NuminaConfig:
+    """Parameters of identify (capture, head selection, layout), refine, and guide."""
+
+    # --- capture (phase 1) ---------------------------------------------------------------------
+    reference_step: int = 20
+    """0-based sampling step whose attention is captured (t*); phase 1 runs steps 0..t*."""
+    reference_layer: int = 15
+    """0-based transformer block whose attention is captured (ℓ*)."""
+    reference_total_steps: int = 50
+    """Step count the reference's step-indexed values (t*, δ schedule) were written for."""
+    pca_power_iterations: int = 4
+    """Power iterations of the rank-3 randomized PCA of each intra-frame self-attention matrix.
+    *(deviation)* The reference scores heads with 2 iterations (torch.svd_lowrank) and clusters with a
+    second, more exact PCA (sklearn, 7 iterations, 10 oversamples); one accurate PCA serves both here."""
+    pca_oversamples: int = 8
+    """Extra random probe vectors of the randomized PCA (accuracy of the rank-3 subspace)."""
+
+    # --- head selection (method.md §3) ---------------------------------------------------------
+    sa_alpha: float = 1.0
+    """Weight of S1, the standard deviation of the head's grayscale PCA map."""
+    sa_beta: float = 1.0
+    """Weight of S2, the variance of block sums of the grayscale map."""
+    sa_gamma: float = 0.1
+    """Weight of S3, the mean Sobel gradient magnitude of the grayscale map."""
+    sa_block_grid: int = 8
+    """S2 blocks are ⌊H/grid⌋×⌊W/grid⌋ tokens, i.e. about a grid×grid raster of blocks."""
+    cross_attention_head_mode: CrossAttentionHeadMode = "mean"
+    """'mean': average every head's map (released code); 'peak': per noun and frame keep the head
+    whose map has the largest peak (the paper)."""
+
+    # --- layout (method.md §4) -----------------------------------------------------------------
+    position_weight: float = 0.5
+    """Weight of the normalised (y, x) features beside the 3 normalised PCA components."""
+    meanshift_bandwidth: float | None = None
+    """Fixed MeanShift bandwidth; None estimates it with sklearn's estimate_bandwidth."""
+    bandwidth_quantile: float = 0.2
+    """Quantile of estimate_bandwidth (distance to the quantile·n-th neighbour)."""
+    bandwidth_samples: int = 1000
+    """Points estimate_bandwidth subsamples."""
+    cross_attn_peak_ratio: float = 0.05
+    """Focus mask keeps pixels whose cross-attention is at least this fraction of the frame's peak."""
+    dbscan_eps: float = 3.0
+    """DBSCAN radius, in tokens, on the (row, col) of focus pixels."""
+    dbscan_min_samples: int = 5
+    """DBSCAN core-point neighbourhood size."""
+    semantic_overlap_tau: float = 0.2
+    """A MeanShift cluster is an instance if at least this fraction of its pixels lies in the focus mask."""
+    split_clusters_into_components: bool = False
+    """*(deviation)* Split every MeanShift cluster into 4-connected components before filtering, so that
+    two separate blobs of one colour count as two instances. Off in the reference."""
+    min_instance_pixels: int = 1
+    """*(deviation)* Instances smaller than this many tokens are dropped (1 keeps the reference)."""
+
+    # --- refinement (method.md §5) -------------------------------------------------------------
+    circle_radius: int = 5
+    """Radius, in tokens, of the disc template used when a frame has no instance to copy."""
+    lambda_center: float = 1.0
+    """Weight of the squared distance to the centre of the frame's instances."""
+    lambda_temporal: float = 8.0
+    """Weight of the squared distance to the same addition's centre in the previous frame."""
+    placement_grid_step: int = 2
+    """Stride, in tokens, of the candidate centres for an added instance."""
+    avoid_other_nouns: bool = False
+    """*(deviation)* Count other nouns' instances in the overlap cost of a placement."""
+
+    # --- guidance (method.md §6) ---------------------------------------------------------------
+    modulation_center: float = 25.0
+    """δ(t) = min_delta·(offset − amplitude·tanh(t − center)), t in reference steps."""
+    modulation_amplitude: float = 3.0
+    modulation_offset: float = 4.0
+    modulation_min_delta: float = 0.25
+    """Scale of δ and threshold: guidance is active only while δ(t) > min_delta (steps 0–44 of 50)."""
+    schedule_axis: ScheduleAxis = "progress"
+    """'progress': t = 50·(step / steps), so any step count follows the authors' 50-step curve;
+    'step': t is the raw step index (the reference, meaningful only at 50 steps)."""
+    suppress_scale: float = 10.0
+    """Removed regions get a bias of −suppress_scale·δ(t) on the noun's tokens."""
+    circle_bias: float = 0.8
+    """Added regions without a reference instance get +circle_bias·δ(t)."""
+    guidance_strength: float = 1.0
+    """*(deviation)* Multiplies every bias; 0 turns guidance off (output equals plain sampling)."""
+
+    def replace(self, **changes) -> "NuminaConfig":
+        """A copy with some fields changed; unknown names raise a TypeError naming them."""
+        return dataclasses.replace(self, **changes)
+
+    def modulation_delta(self, t: float) -> float:
+        """δ(t), the guidance intensity at reference step t (method.md §6)."""
+        return self.modulation_min_delta * (
+            self.modulation_offset - self.modulation_amplitude * math.tanh(t - self.modulation_center))
+
+    def reference_time(self, step: int, steps: int) -> float:
+        """The reference-step coordinate t of sampling step `step` (0-based) out of `steps`."""
+        if self.schedule_axis == "step":
+            return float(step)
+        return self.reference_total_steps * step / steps
+
+    def capture_step_for(self, steps: int) -> int:
+        """The capture step for a run of `steps` steps: t* itself on the 'step' axis, else the step
+        at the same sampling progress (20 of 50 → 40 %)."""
+        if self.schedule_axis == "step":
+            return min(self.reference_step, steps - 1)
+        return min(steps - 1, round(self.reference_step * steps / self.reference_total_steps))
+
+
+PRESETS: dict[str, NuminaConfig] = {
+    "reference": NuminaConfig(),
+    "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
+    "improved": NuminaConfig(split_clusters_into_components=True),
+}
+"""Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
+
+
+def preset(name: str, **changes) -> NuminaConfig:
+    """A named preset, optionally with some fields changed."""
+    try:
+        base = PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown NUMINA preset {name!r}; choose one of {sorted(PRESETS)}") from None
+    return base.replace(**changes) if changes else base
+
+
+def config_fields() -> list[dataclasses.Field]:
+    """The configuration's fields, for nodes that expose them as widgets."""
+    return list(dataclasses.fields(NuminaConfig))
+
+
+__all__ = ["NuminaConfig", "PRESETS", "preset", "config_fields"]

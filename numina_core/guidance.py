@@ -1,0 +1,168 @@
+"""Guidance (method.md §6): the δ schedule and the additive cross-attention bias of phase 2.
+
+For each noun (in order) and frame, on the noun's token columns K:
+* removed pixels: B += −suppress_scale·δ;
+* added pixels with no detected instance in the frame: B += circle_bias·δ;
+* added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
+  (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d.
+The bias is shared by all heads, applied on the positive pass only, in every block.
+
+The plan is compiled once into dense per-row arrays, so one block call costs a gather, two small
+matmuls and one attention over the affected rows, whatever the number of nouns and frames. Later entries
+win where two nouns share a token: a later assignment replaces earlier values, later additions add.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .config import NuminaConfig
+from .grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
+
+
+@dataclass
+class GuidancePlan:
+    """Compiled bias of one refined layout.
+
+    rows: int64 [R], flat video-token indices whose cross-attention is modulated (sorted).
+    columns: int64 [C], text-token columns any noun uses (sorted).
+    additive: float32 [R, C], bias per unit δ from removals and circle additions (after the last assignment).
+    assign_entry: int64 [R, C], the reference entry whose assignment sets (row, column), −1 for none.
+    reference_rows: int64 [E, P] padded indices of each entry's reference pixels, reference_weights [E, P]
+      (1/|R| on real pixels, 0 on padding); reference_columns / reference_column_weights likewise for K.
+    """
+
+    grid: TokenGrid
+    rows: torch.Tensor
+    columns: torch.Tensor
+    additive: torch.Tensor
+    assign_entry: torch.Tensor
+    reference_rows: torch.Tensor
+    reference_weights: torch.Tensor
+    reference_columns: torch.Tensor
+    reference_column_weights: torch.Tensor
+
+    @property
+    def is_empty(self) -> bool:
+        return self.rows.numel() == 0
+
+
+def modulation_delta(step: int, steps: int, config: NuminaConfig) -> float | None:
+    """δ at sampling step `step` of `steps`, or None when guidance is off at that step (δ ≤ min_delta,
+    which in float64 is steps 45–49 of 50)."""
+    delta = config.modulation_delta(config.reference_time(step, steps))
+    if delta <= config.modulation_min_delta:
+        return None
+    return delta
+
+
+def _padded(groups: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max([len(g) for g in groups] + [1])
+    index = np.zeros((len(groups), width), dtype=np.int64)
+    weight = np.zeros((len(groups), width), dtype=np.float32)
+    for e, group in enumerate(groups):
+        index[e, : len(group)] = group
+        weight[e, : len(group)] = 1.0 / len(group)
+    return torch.from_numpy(index), torch.from_numpy(weight)
+
+
+def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], config: NuminaConfig) -> GuidancePlan:
+    """Compile the refined layout's removals and additions into a GuidancePlan."""
+    grid = layout.grid
+    hw = grid.tokens_per_frame
+    missing = [noun for noun in layout.nouns if noun not in token_columns]
+    if missing:
+        raise ValueError(f"no token columns for {missing}")
+    columns = sorted({c for noun in layout.nouns for c in token_columns[noun]})
+    column_index = {c: i for i, c in enumerate(columns)}
+    # Entries in reference order: (kind, flat rows, column positions, reference rows or None).
+    entries: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    for noun in layout.nouns:
+        cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
+        for f in range(grid.frames):
+            frame = layout.labels[noun][f].ravel()
+            offset = f * hw
+            removed = np.nonzero(frame == REMOVED)[0]
+            added = np.nonzero(frame >= FIRST_ADDED)[0]
+            if len(removed):
+                entries.append(("suppress", removed + offset, cols, None))
+            if len(added):
+                detected = frame[(frame > 0) & (frame < FIRST_ADDED)]
+                if len(detected) == 0:
+                    entries.append(("circle", added + offset, cols, None))
+                else:
+                    values, sizes = np.unique(detected, return_counts=True)
+                    reference = np.nonzero(frame == values[np.argmin(sizes)])[0]
+                    entries.append(("reference", added + offset, cols, reference + offset))
+    rows = np.unique(np.concatenate([e[1] for e in entries])) if entries else np.zeros(0, dtype=np.int64)
+    row_index = np.full(grid.tokens, -1, dtype=np.int64)
+    row_index[rows] = np.arange(len(rows))
+    additive = np.zeros((len(rows), len(columns)), dtype=np.float32)
+    assign_entry = np.full((len(rows), len(columns)), -1, dtype=np.int64)
+    reference_groups, reference_column_groups = [], []
+    for kind, flat_rows, cols, reference in entries:
+        block = np.ix_(row_index[flat_rows], cols)
+        if kind == "suppress":
+            additive[block] -= config.suppress_scale
+        elif kind == "circle":
+            additive[block] += config.circle_bias
+        else:
+            additive[block] = 0.0
+            assign_entry[block] = len(reference_groups)
+            reference_groups.append(reference)
+            reference_column_groups.append(np.array(columns, dtype=np.int64)[cols])
+    reference_rows, reference_weights = _padded(reference_groups)
+    reference_columns, reference_column_weights = _padded(reference_column_groups)
+    return GuidancePlan(grid, torch.from_numpy(rows), torch.tensor(columns, dtype=torch.int64),
+                        torch.from_numpy(additive), torch.from_numpy(assign_entry), reference_rows,
+                        reference_weights, reference_columns, reference_column_weights)
+
+
+def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
+    """The plan's tensors on `device` (done once per sampling run, not per block)."""
+    moved = {name: getattr(plan, name).to(device) for name in (
+        "rows", "columns", "additive", "assign_entry", "reference_rows", "reference_weights",
+        "reference_columns", "reference_column_weights")}
+    return GuidancePlan(plan.grid, **moved)
+
+
+def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float,
+                         strength: float = 1.0) -> torch.Tensor:
+    """The bias [R, L_text] (float32) on the plan's rows for one positive-pass cross-attention call.
+
+    q: [N_h, L, d] video queries and k: [N_h, L_text, d] text keys of that batch row (heads split).
+    """
+    heads, _, head_dim = q.shape
+    scale = 1.0 / math.sqrt(head_dim)
+    bias_columns = plan.additive * delta
+    if plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any():
+        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
+        q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
+        k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
+        q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
+        k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
+        reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale     # [E]
+        q_rows = q[:, plan.rows].float().transpose(0, 1).reshape(len(plan.rows), -1)
+        k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
+        head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)         # [R, C] mean_h s_h(p, j)
+        assigned = plan.assign_entry >= 0
+        target = delta * reference_mean[plan.assign_entry.clamp_min(0)]
+        bias_columns = torch.where(assigned, bias_columns + target - head_mean_scores, bias_columns)
+    bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
+    bias[:, plan.columns] = bias_columns * strength
+    return bias
+
+
+def modulated_attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
+                             bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v on the plan's rows only: [R, N_h·d] in q's dtype.
+
+    q: [N_h, L, d], k and v: [N_h, L_text, d]. One fused SDPA call over the affected rows (every other
+    row keeps the host's own, unbiased attention output)."""
+    q_rows = q[:, plan.rows][None]
+    mask = bias.to(q.dtype)[None, None]
+    out = torch.nn.functional.scaled_dot_product_attention(q_rows, k[None], v[None], attn_mask=mask)
+    return out[0].transpose(0, 1).reshape(len(plan.rows), -1)

@@ -1,0 +1,150 @@
+"""Countable layout (method.md §4): per frame, MeanShift proposals on the selected head's PCA colours plus
+weighted positions; per noun, a focus mask from the cross-attention map (peak-ratio threshold, then DBSCAN
+to drop isolated pixels); a proposal is an instance of the noun when at least τ of it lies in the focus.
+
+The proposals depend only on the frame, so they are clustered once per frame and shared by all nouns
+(the released code re-clusters for every noun, with identical results).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import ndimage
+from sklearn.cluster import DBSCAN, estimate_bandwidth, get_bin_seeds
+
+from .config import NuminaConfig
+from .grid import MAX_DETECTED, Layout, TokenGrid
+from .head_selection import HeadSelection, minmax_channels
+
+
+def flat_mean_shift(points: np.ndarray, bandwidth: float, max_iter: int = 300) -> np.ndarray:
+    """Labels of sklearn's `MeanShift(bandwidth, bin_seeding=True, cluster_all=True)` (flat kernel),
+    computed with every seed moving at once instead of one Python loop per seed (sklearn's is ~20× slower
+    on 1560 points: it queries a tree per seed and iteration). Same seeds (sklearn's get_bin_seeds), same
+    stopping rule, same merge order of centres; tested against sklearn."""
+    seeds = get_bin_seeds(points, bandwidth, 1).astype(np.float64)
+    means = seeds.copy()
+    counts = np.zeros(len(seeds), dtype=np.int64)
+    active = np.ones(len(seeds), dtype=bool)
+    stop_threshold = 1e-3 * bandwidth
+    squared_norms = (points * points).sum(axis=1)
+    for iteration in range(max_iter + 1):
+        idx = np.nonzero(active)[0]
+        if len(idx) == 0:
+            break
+        current = means[idx]
+        distances = (current * current).sum(axis=1)[:, None] - 2 * current @ points.T + squared_norms[None]
+        within = distances <= bandwidth * bandwidth + 1e-12
+        within_counts = within.sum(axis=1)
+        empty = within_counts == 0
+        counts[idx[empty]] = 0
+        active[idx[empty]] = False
+        moving = ~empty
+        new_means = (within[moving].astype(np.float64) @ points) / within_counts[moving, None]
+        shift = np.linalg.norm(new_means - current[moving], axis=1)
+        moved_idx = idx[moving]
+        means[moved_idx] = new_means
+        counts[moved_idx] = within_counts[moving]
+        done = (shift <= stop_threshold) | (iteration == max_iter)
+        active[moved_idx[done]] = False
+    found = counts > 0
+    if not found.any():
+        raise ValueError(f"MeanShift found no point within bandwidth {bandwidth} of any seed")
+    centres, first = np.unique(means[found], axis=0, return_index=True)
+    intensities = counts[found][first]
+    keys = [centres[:, j] for j in reversed(range(centres.shape[1]))] + [intensities]
+    order = np.lexsort(keys)[::-1]
+    centres = centres[order]
+    unique = np.ones(len(centres), dtype=bool)
+    centre_distances = np.linalg.norm(centres[:, None] - centres[None], axis=2)
+    for i in range(len(centres)):
+        if unique[i]:
+            unique[centre_distances[i] <= bandwidth] = False
+            unique[i] = True
+    centres = centres[unique]
+    point_distances = ((points[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    return point_distances.argmin(axis=1)
+
+
+def proposal_features(projection: np.ndarray, grid: TokenGrid, position_weight: float) -> np.ndarray:
+    """[HW, 3] PCA projection → [HW, 5] features: min-max-normalised components (a constant component is
+    left as it is) and position_weight·(y/(H−1), x/(W−1))."""
+    colours = minmax_channels(torch.as_tensor(projection, dtype=torch.float64), constant_value=None).numpy()
+    ys, xs = np.mgrid[0 : grid.height, 0 : grid.width]
+    positions = np.stack([ys.ravel() / max(1, grid.height - 1), xs.ravel() / max(1, grid.width - 1)], axis=1)
+    return np.concatenate([colours, position_weight * positions], axis=1)
+
+
+def cluster_proposals(projection: np.ndarray, grid: TokenGrid, config: NuminaConfig) -> np.ndarray:
+    """MeanShift labels [H, W] (0, 1, …; the background is a cluster too) of one frame."""
+    features = proposal_features(projection, grid, config.position_weight)
+    bandwidth = config.meanshift_bandwidth
+    if bandwidth is None:
+        bandwidth = estimate_bandwidth(features, quantile=config.bandwidth_quantile,
+                                       n_samples=min(config.bandwidth_samples, len(features)), random_state=0)
+        if bandwidth <= 0:
+            bandwidth = 0.5
+    labels = flat_mean_shift(features, bandwidth).reshape(grid.height, grid.width)
+    if config.split_clusters_into_components:
+        labels = split_into_components(labels)
+    return labels
+
+
+def split_into_components(labels: np.ndarray) -> np.ndarray:
+    """Relabel so that every 4-connected component of every cluster gets its own label (0, 1, …)."""
+    out = np.zeros_like(labels)
+    next_label = 0
+    for value in np.unique(labels):
+        components, count = ndimage.label(labels == value)
+        mask = components > 0
+        out[mask] = components[mask] - 1 + next_label
+        next_label += count
+    return out
+
+
+def focus_mask(cross_map: np.ndarray, config: NuminaConfig) -> np.ndarray:
+    """Pixels whose cross-attention is at least peak_ratio·peak, minus DBSCAN noise points, bool [H, W]."""
+    peak = float(cross_map.max())
+    if not np.isfinite(peak) or peak <= 0:
+        return np.zeros(cross_map.shape, dtype=bool)
+    kept = cross_map >= config.cross_attn_peak_ratio * peak
+    rows, cols = np.nonzero(kept)
+    mask = np.zeros(cross_map.shape, dtype=bool)
+    if len(rows) == 0:
+        return mask
+    points = np.stack([rows, cols], axis=1).astype(np.float64)
+    dbscan_labels = DBSCAN(eps=config.dbscan_eps, min_samples=config.dbscan_min_samples).fit_predict(points)
+    keep = dbscan_labels >= 0
+    mask[rows[keep], cols[keep]] = True
+    return mask
+
+
+def instances_from_proposals(proposals: np.ndarray, focus: np.ndarray, config: NuminaConfig) -> np.ndarray:
+    """Instance labels [H, W] (0 background, 1, 2, … in proposal-label order): the proposals with
+    |r ∩ F| / |r| ≥ τ and at least min_instance_pixels pixels. Beyond 99 instances the largest 99 stay."""
+    flat = proposals.ravel()
+    sizes = np.bincount(flat)
+    inside = np.bincount(flat, weights=focus.ravel().astype(np.float64), minlength=len(sizes))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        overlap = np.where(sizes > 0, inside / np.maximum(sizes, 1), 0.0)
+    accepted = np.nonzero((overlap >= config.semantic_overlap_tau) & (sizes >= config.min_instance_pixels))[0]
+    if len(accepted) > MAX_DETECTED:
+        largest = np.argsort(-sizes[accepted], kind="stable")[:MAX_DETECTED]
+        accepted = np.sort(accepted[largest])
+    relabel = np.zeros(len(sizes), dtype=np.int32)
+    relabel[accepted] = np.arange(1, len(accepted) + 1, dtype=np.int32)
+    return relabel[proposals]
+
+
+def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
+                           targets: dict[str, int] | None = None) -> Layout:
+    """The countable layout of every noun in every frame."""
+    grid = selection.grid
+    labels = {noun: np.zeros(grid.shape, dtype=np.int32) for noun in selection.cross_maps}
+    projections = selection.sa_projection.numpy()
+    cross_maps = {noun: m.numpy() for noun, m in selection.cross_maps.items()}
+    for f in range(grid.frames):
+        proposals = cluster_proposals(projections[f], grid, config)
+        for noun, maps in cross_maps.items():
+            labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config)
+    return Layout(grid, labels, dict(targets or {}))

@@ -127,6 +127,7 @@ def generate(jobs: Sequence[Job], workflow: dict, servers: Sequence[str], out_di
 
 def _run_one(client: ComfyClient, job: Job, workflow: dict, folder: Path, timeout: float, poll: float) -> list[str]:
     graph = fill_workflow(workflow, job.prompt.prompt, job.seed, job.prompt.noun_counts, job.prompt.prompt_id, job.key)
+    (folder / "workflow.json").write_text(json.dumps(graph, indent=1))  # what was sent, for reproduction
     prompt_id = client.queue(graph)
     deadline = time.monotonic() + timeout
     while (entry := client.result(prompt_id)) is None:

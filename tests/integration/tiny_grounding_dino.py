@@ -33,7 +33,8 @@ def write_tiny_grounding_dino(folder: Path, seed: int = 0) -> Path:
                                  encoder_n_points=1, decoder_n_points=1, max_text_len=32)
     torch.manual_seed(seed)
     model = GroundingDinoForObjectDetection(config).eval()
-    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    # 96 px keeps the smallest (extra) feature level above 1x1, which GroupNorm needs.
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 96, "longest_edge": 144})
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(str(folder))
     processor.save_pretrained(str(folder))

@@ -5,7 +5,8 @@ Two presets are defined:
 * ``reference`` reproduces the authors' released code (H-EmbodVis/NUMINA @ 18381ad): the numbers of the
   paper were produced with it. Defaults are those of method.md §9.
 * ``improved`` is the reference plus fixes measured in this project: MeanShift proposals are split into
-  connected components, so instances that share a colour in the rank-3 PCA are still counted apart.
+  connected components, so instances that share a colour in the rank-3 PCA are still counted apart, and
+  focus-mask components that no proposal covers become instances.
 * ``paper`` follows the paper's text where it differs from the code: the cross-attention map of each noun
   comes from the single head with the largest peak, and the focus threshold is 0.1 of the peak.
 
@@ -74,6 +75,12 @@ class NuminaConfig:
     split_clusters_into_components: bool = False
     """*(deviation)* Split every MeanShift cluster into 4-connected components before filtering, so that
     two separate blobs of one colour count as two instances. Off in the reference."""
+    add_uncovered_focus_components: bool = False
+    """*(deviation)* A connected component of the focus mask that the accepted proposals cover by less than
+    τ becomes an instance of its own: the self-attention PCA has only 3 colours, so an instance whose
+    colour equals the background's is otherwise lost. Off in the reference."""
+    focus_component_peak_ratio: float = 0.5
+    """*(deviation)* An uncovered focus component must reach this fraction of the frame's peak."""
     min_instance_pixels: int = 1
     """*(deviation)* Instances smaller than this many tokens are dropped (1 keeps the reference)."""
 
@@ -132,7 +139,7 @@ class NuminaConfig:
 PRESETS: dict[str, NuminaConfig] = {
     "reference": NuminaConfig(),
     "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
-    "improved": NuminaConfig(split_clusters_into_components=True),
+    "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True),
 }
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
 

@@ -119,7 +119,8 @@ def focus_mask(cross_map: np.ndarray, config: NuminaConfig) -> np.ndarray:
     return mask
 
 
-def instances_from_proposals(proposals: np.ndarray, focus: np.ndarray, config: NuminaConfig) -> np.ndarray:
+def instances_from_proposals(proposals: np.ndarray, focus: np.ndarray, config: NuminaConfig,
+                             cross_map: np.ndarray | None = None) -> np.ndarray:
     """Instance labels [H, W] (0 background, 1, 2, … in proposal-label order): the proposals with
     |r ∩ F| / |r| ≥ τ and at least min_instance_pixels pixels. Beyond 99 instances the largest 99 stay."""
     flat = proposals.ravel()
@@ -133,7 +134,29 @@ def instances_from_proposals(proposals: np.ndarray, focus: np.ndarray, config: N
         accepted = np.sort(accepted[largest])
     relabel = np.zeros(len(sizes), dtype=np.int32)
     relabel[accepted] = np.arange(1, len(accepted) + 1, dtype=np.int32)
-    return relabel[proposals]
+    instances = relabel[proposals]
+    if config.add_uncovered_focus_components and cross_map is not None:
+        instances = add_uncovered_focus_components(instances, focus, cross_map, config)
+    return instances
+
+
+def add_uncovered_focus_components(instances: np.ndarray, focus: np.ndarray, cross_map: np.ndarray,
+                                   config: NuminaConfig) -> np.ndarray:
+    """Give every 4-connected focus component that existing instances cover by less than τ, and whose own
+    cross-attention peak is at least `focus_component_peak_ratio` of the frame's, its own label (on its
+    uncovered pixels), up to 99 instances. The peak condition keeps scattered weak responses out."""
+    components, count = ndimage.label(focus)
+    out = instances.copy()
+    next_label = int(out.max()) + 1
+    strong = config.focus_component_peak_ratio * float(cross_map.max())
+    for label in range(1, count + 1):
+        if next_label > MAX_DETECTED:
+            break
+        region = components == label
+        if (out[region] > 0).mean() < config.semantic_overlap_tau and cross_map[region].max() >= strong:
+            out[region & (out == 0)] = next_label
+            next_label += 1
+    return out
 
 
 def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
@@ -146,5 +169,5 @@ def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
     for f in range(grid.frames):
         proposals = cluster_proposals(projections[f], grid, config)
         for noun, maps in cross_maps.items():
-            labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config)
+            labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config, maps[f])
     return Layout(grid, labels, dict(targets or {}))

@@ -92,7 +92,7 @@ def self_attention_qk(groups: np.ndarray, grid: TokenGrid, head_kinds: list[str]
 
 def cross_attention_qk(instance_maps: dict[str, np.ndarray], grid: TokenGrid, heads: int, head_dim: int,
                        text_length: int, noun_columns: dict[str, list[int]], seed: int = 0,
-                       strength: float = 6.0) -> tuple[torch.Tensor, torch.Tensor]:
+                       strength: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Video queries [1, L, N_h·d] and text keys [1, L_text, N_h·d]: a noun's instance pixels point at
     its text keys; everything else is weak noise."""
     rng = np.random.default_rng(seed + 1)

@@ -1,0 +1,104 @@
+"""The δ schedule, the compiled bias against a hand computation, and the modulated attention rows."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from numina_core.config import preset
+from numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
+from numina_core.guidance import build_guidance_plan, cross_attention_bias, modulated_attention_rows, modulation_delta
+
+REFERENCE_DELTAS = {0: 1.75, 22: 1.746, 23: 1.723, 24: 1.571, 25: 1.0, 26: 0.429, 27: 0.277, 28: 0.254, 30: 0.25}
+
+
+@pytest.mark.parametrize("step,expected", REFERENCE_DELTAS.items())
+def test_delta_equals_the_reference_values_at_50_steps(step, expected):
+    config = preset("reference")
+    assert config.modulation_delta(config.reference_time(step, 50)) == pytest.approx(expected, abs=1e-3)
+
+
+def test_guidance_is_active_for_steps_0_to_44_of_50():
+    config = preset("reference")
+    active = [s for s in range(50) if modulation_delta(s, 50, config) is not None]
+    assert active == list(range(45))
+
+
+def test_progress_axis_follows_the_50_step_curve_at_other_step_counts():
+    config = preset("reference")
+    assert modulation_delta(10, 25, config) == pytest.approx(modulation_delta(20, 50, config))
+    assert config.capture_step_for(50) == 20 and config.capture_step_for(20) == 8
+    raw = preset("reference", schedule_axis="step")
+    assert raw.reference_time(10, 25) == 10 and raw.capture_step_for(10) == 9
+
+
+def small_case():
+    grid = TokenGrid(2, 2, 3)
+    cats = np.zeros(grid.shape, dtype=np.int32)
+    cats[0] = [[1, 1, 2], [0, REMOVED, 0]]          # frame 0: one removal
+    cats[1] = [[1, 1, 0], [2, FIRST_ADDED, 0]]      # frame 1: an addition with reference (smallest = 2)
+    dogs = np.zeros(grid.shape, dtype=np.int32)
+    dogs[1] = [[0, 0, FIRST_ADDED], [0, 0, 0]]      # frame 1: an addition with no instance → circle
+    layout = Layout(grid, {"cats": cats, "dogs": dogs})
+    columns = {"cats": [1, 2], "dogs": [4]}
+    return grid, layout, columns
+
+
+def test_bias_equals_a_hand_computation():
+    grid, layout, columns = small_case()
+    config = preset("reference")
+    heads, d, text = 2, 4, 6
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(heads, grid.tokens, d, generator=gen)
+    k = torch.randn(heads, text, d, generator=gen)
+    delta = 1.7
+    plan = build_guidance_plan(layout, columns, config)
+    bias = cross_attention_bias(q, k, plan, delta)
+    hw = grid.tokens_per_frame
+    removed_row, added_row, reference_row, circle_row = 0 * hw + 4, 1 * hw + 4, 1 * hw + 3, 1 * hw + 2
+    assert plan.rows.tolist() == sorted([removed_row, added_row, circle_row])
+    expected = np.zeros((grid.tokens, text))
+    for j in columns["cats"]:
+        expected[removed_row, j] = -10 * delta
+    scores = lambda p, j: [float(q[h, p] @ k[h, j]) / math.sqrt(d) for h in range(heads)]
+    a_bar = np.mean([s for j in columns["cats"] for s in scores(reference_row, j)])
+    for j in columns["cats"]:
+        expected[added_row, j] = delta * a_bar - np.mean(scores(added_row, j))
+    expected[circle_row, 4] = 0.8 * delta
+    np.testing.assert_allclose(bias.numpy(), expected[plan.rows.numpy()], atol=1e-5)
+
+
+def test_modulated_rows_equal_a_naive_biased_softmax():
+    grid, layout, columns = small_case()
+    plan = build_guidance_plan(layout, columns, preset("reference"))
+    gen = torch.Generator().manual_seed(1)
+    q = torch.randn(2, grid.tokens, 4, generator=gen)
+    k = torch.randn(2, 6, 4, generator=gen)
+    v = torch.randn(2, 6, 4, generator=gen)
+    bias = cross_attention_bias(q, k, plan, 1.2)
+    rows = modulated_attention_rows(q, k, v, plan, bias)
+    logits = q[:, plan.rows] @ k.transpose(1, 2) / 2 + bias
+    expected = (torch.softmax(logits, -1) @ v).transpose(0, 1).reshape(len(plan.rows), -1)
+    torch.testing.assert_close(rows, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_suppression_drives_the_noun_probability_to_zero():
+    grid = TokenGrid(1, 2, 2)
+    labels = np.full(grid.shape, REMOVED, dtype=np.int32)
+    plan = build_guidance_plan(Layout(grid, {"cat": labels}), {"cat": [0]}, preset("reference"))
+    q = torch.ones(1, 4, 2)
+    k = torch.tensor([[[3.0, 3.0], [0.0, 0.0]]])
+    bias = cross_attention_bias(q, k, plan, 1.75)
+    probs = torch.softmax(q[:, plan.rows] @ k.transpose(1, 2) / math.sqrt(2) + bias, -1)
+    assert probs[0, :, 0].max() < 1e-4
+
+
+def test_nothing_to_correct_gives_an_empty_plan_and_strength_scales_the_bias():
+    grid = TokenGrid(1, 2, 2)
+    empty = build_guidance_plan(Layout(grid, {"cat": np.ones(grid.shape, np.int32)}), {"cat": [0]}, preset("reference"))
+    assert empty.is_empty
+    _, layout, columns = small_case()
+    plan = build_guidance_plan(layout, columns, preset("reference"))
+    q, k = torch.randn(2, 12, 4), torch.randn(2, 6, 4)
+    full = cross_attention_bias(q, k, plan, 1.0)
+    torch.testing.assert_close(cross_attention_bias(q, k, plan, 1.0, strength=0.5), full * 0.5)

@@ -1,0 +1,21 @@
+"""The pack's ComfyUI V3 nodes: thin adapters over numina_core."""
+from __future__ import annotations
+
+from comfy_api.latest import ComfyExtension, io
+
+from . import count_objects, layout_nodes, sampling
+
+
+def node_list() -> list[type[io.ComfyNode]]:
+    nodes = [*layout_nodes.NODES[:1], *sampling.NODES[:1], *layout_nodes.NODES[1:], *sampling.NODES[1:],
+             *count_objects.NODES]
+    try:
+        from . import testbed_nodes
+    except ImportError:  # the testbed nodes need the testbed package, which a trimmed install may leave out
+        return nodes
+    return nodes + testbed_nodes.NODES
+
+
+class NuminaExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return node_list()

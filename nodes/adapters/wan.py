@@ -1,0 +1,231 @@
+"""The only code that knows ComfyUI's native Wan internals.
+
+Both phases hook a *clone* of the MODEL through ComfyUI's extension points:
+* a block replacement (`patches_replace["dit"][("double_block", i)]`) that puts a block-scoped
+  `optimized_attention_override` into a copy of `transformer_options` and calls the original block;
+* inside it, Wan's attention calls arrive in order: self-attention first, then cross-attention (two calls
+  for i2v blocks: image context, then text). The override sees q, k, v exactly as the kernel would.
+The positive prompt's batch rows come from `cond_or_uncond`; the sampling step from `sample_sigmas`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+import comfy.ldm.wan.model
+import comfy.patcher_extension
+
+from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
+from ...numina_core.config import NuminaConfig
+from ...numina_core.grid import TokenGrid
+from ...numina_core.guidance import GuidancePlan, cross_attention_bias, modulated_attention_rows, modulation_delta, plan_to
+
+WRAPPER_KEY = "numina"
+
+
+class CaptureComplete(Exception):
+    """Raised right after the capture so phase 1 stops there (the rest of the step is not needed)."""
+
+
+class _SharedHook:
+    """ModelPatcher.clone() deep-copies model_options; a hook must stay one object so that what it
+    records is seen by the node that installed it."""
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+def wan_diffusion_model(model, node: str) -> comfy.ldm.wan.model.WanModel:
+    """The WanModel inside a MODEL, or a ValueError naming the node and input to fix."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    if not isinstance(diffusion_model, comfy.ldm.wan.model.WanModel):
+        raise ValueError(f"{node}: input 'model' is a {type(diffusion_model).__name__}; NUMINA works on ComfyUI's "
+                         "native Wan models (Wan2.1, Wan2.2) loaded with the Load Diffusion Model node")
+    return diffusion_model
+
+
+def token_grid(model, latent: torch.Tensor, node: str) -> TokenGrid:
+    """The token grid a [B, C, T, H, W] latent becomes in the model's patch embedding."""
+    diffusion_model = wan_diffusion_model(model, node)
+    if latent.ndim != 5:
+        raise ValueError(f"{node}: input 'latent_image' has shape {tuple(latent.shape)}; a Wan video latent is "
+                         "[batch, channels, frames, height, width] (use EmptyHunyuanLatentVideo or a Wan latent node)")
+    pt, ph, pw = diffusion_model.patch_size
+    frames, height, width = latent.shape[2:]
+    return TokenGrid(math.ceil(frames / pt), math.ceil(height / ph), math.ceil(width / pw))
+
+
+def spatial_factor(model) -> int:
+    """Pixels per token side: VAE stride × patch (16 for Wan2.1/A14B, 32 for Wan2.2 5B)."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    latent_format = model.get_model_object("latent_format")
+    vae_stride = 16 if getattr(latent_format, "latent_channels", 16) == 48 else 8
+    return vae_stride * diffusion_model.patch_size[1]
+
+
+def text_call_index(diffusion_model: comfy.ldm.wan.model.WanModel) -> int:
+    """Which attention call of a block is the text cross-attention (i2v blocks attend to the image first)."""
+    cross = diffusion_model.blocks[0].cross_attn
+    return 2 if isinstance(cross, comfy.ldm.wan.model.WanI2VCrossAttention) else 1
+
+
+def current_step(transformer_options: dict) -> tuple[int, bool]:
+    """(index of the running sampling step within this sampler call, whether the model is evaluated
+    exactly at that step's sigma — multi-evaluation samplers also call it in between)."""
+    sigma = transformer_options["sigmas"].flatten()[0].float()
+    schedule = transformer_options["sample_sigmas"].flatten().float().to(sigma.device)
+    distances = (schedule[:-1] - sigma).abs()
+    index = int(distances.argmin())
+    return index, bool(distances[index] <= 1e-6 * max(1.0, float(sigma.abs())))
+
+
+def positive_rows(transformer_options: dict, batch: int) -> list[int]:
+    """Batch rows of the positive prompt: chunks are concatenated in `cond_or_uncond` order (0 = positive)."""
+    order = transformer_options.get("cond_or_uncond", [0])
+    chunk = batch // max(1, len(order))
+    return [c * chunk + i for c, kind in enumerate(order) if kind == 0 for i in range(chunk)]
+
+
+def _with_override(args: dict, override: Callable) -> dict:
+    options = dict(args["transformer_options"])
+    previous = options.get("optimized_attention_override")
+
+    def chained(func, *a, **kw):
+        def plain(*pa, **pkw):
+            return previous(func, *pa, **pkw) if previous is not None else func(*pa, **pkw)
+        return override(plain, *a, **kw)
+
+    options["optimized_attention_override"] = chained
+    return {**args, "transformer_options": options}
+
+
+def _pass_through(args: dict, extra: dict) -> dict:
+    return extra["original_block"](args)
+
+
+def _check_tokens(q: torch.Tensor, grid: TokenGrid, node: str) -> None:
+    if q.shape[1] != grid.tokens:
+        raise ValueError(f"{node}: the model sees {q.shape[1]} video tokens but the layout grid {grid} has "
+                         f"{grid.tokens}; the latent's size must match the one the layout was captured with")
+
+
+class AttentionCaptureHook(_SharedHook):
+    """Captures block ℓ*'s attention at the capture step on the positive pass, then stops sampling."""
+
+    def __init__(self, grid: TokenGrid, block: int, step: int, noun_tokens: dict[str, list[int]],
+                 config: NuminaConfig, text_call: int, node: str):
+        self.grid, self.block, self.step = grid, block, step
+        self.noun_tokens, self.config, self.text_call, self.node = noun_tokens, config, text_call, node
+        self.capture: AttentionCapture | None = None
+        self.sigma = float("nan")
+
+    def replace_block(self, args: dict, extra: dict) -> dict:
+        options = args["transformer_options"]
+        step, exact = current_step(options)
+        if self.capture is not None or step != self.step or not exact or 0 not in options.get("cond_or_uncond", [0]):
+            return extra["original_block"](args)
+        row = positive_rows(options, args["img"].shape[0])[0]
+        calls: list[int] = []
+        results: dict = {}
+
+        def override(plain, *a, **kw):
+            q, k = a[0], a[1]
+            heads = kw["heads"] if "heads" in kw else a[3]
+            if len(calls) == 0:
+                _check_tokens(q, self.grid, self.node)
+                results["projections"] = summarize_self_attention(
+                    q, k, heads, self.grid, row, power_iterations=self.config.pca_power_iterations,
+                    oversamples=self.config.pca_oversamples)
+            elif len(calls) == self.text_call:
+                results["cross"] = summarize_cross_attention(q, k, heads, self.grid, row, self.noun_tokens)
+            calls.append(1)
+            return plain(*a, **kw)
+
+        extra["original_block"](_with_override(args, override))
+        self.sigma = float(options["sigmas"].flatten()[0])
+        self.capture = AttentionCapture(self.grid, results["projections"], results["cross"], self.step,
+                                        self.block, self.sigma)
+        raise CaptureComplete
+
+    def force_capture_step(self, executor, *args, **kwargs):
+        """DIFFUSION_MODEL wrapper, outermost: EasyCache must never skip the capture step."""
+        options = args[-1] if isinstance(args[-1], dict) else kwargs.get("transformer_options", {})
+        holder = options.get("easycache")
+        if holder is not None and current_step(options) == (self.step, True):
+            holder.cumulative_change_rate = math.inf
+            holder.skip_current_step = False
+        return executor(*args, **kwargs)
+
+
+class CrossAttentionGuidanceHook(_SharedHook):
+    """Adds the guidance bias to every block's text cross-attention on the positive pass."""
+
+    def __init__(self, plan: GuidancePlan, config: NuminaConfig, total_steps: int, first_step: int,
+                 strength: float, text_call: int, node: str):
+        self.plan, self.config = plan, config
+        self.total_steps, self.first_step = total_steps, first_step
+        self.strength, self.text_call, self.node = strength, text_call, node
+        self._device_plan: GuidancePlan | None = None
+        self.modulated_calls = 0
+
+    def plan_on(self, device: torch.device) -> GuidancePlan:
+        if self._device_plan is None or self._device_plan.rows.device != device:
+            self._device_plan = plan_to(self.plan, device)
+        return self._device_plan
+
+    def replace_block(self, args: dict, extra: dict) -> dict:
+        options = args["transformer_options"]
+        if 0 not in options.get("cond_or_uncond", [0]):
+            return extra["original_block"](args)
+        local_step, _ = current_step(options)
+        delta = modulation_delta(self.first_step + local_step, self.total_steps, self.config)
+        if delta is None:
+            return extra["original_block"](args)
+        rows = positive_rows(options, args["img"].shape[0])
+        calls: list[int] = []
+
+        def override(plain, *a, **kw):
+            index = len(calls)
+            calls.append(1)
+            out = plain(*a, **kw)
+            if index != self.text_call:
+                return out
+            q, k, v = a[0], a[1], a[2]
+            heads = kw["heads"] if "heads" in kw else a[3]
+            _check_tokens(q, self.plan.grid, self.node)
+            plan = self.plan_on(q.device)
+            for row in rows:
+                qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
+                bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
+                out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
+            self.modulated_calls += 1
+            return out
+
+        return extra["original_block"](_with_override(args, override))
+
+
+def install_capture(model, hook: AttentionCaptureHook):
+    """A clone of `model` with the capture hook on block ℓ* (and pass-through replacements after it, which
+    lets ComfyUI free the replaced block's output early)."""
+    clone = model.clone()
+    blocks = len(wan_diffusion_model(model, hook.node).blocks)
+    if not 0 <= hook.block < blocks:
+        raise ValueError(f"{hook.node}: input 'block' is {hook.block}; this model has blocks 0–{blocks - 1}")
+    clone.set_model_patch_replace(hook.replace_block, "dit", "double_block", hook.block)
+    for i in range(hook.block + 1, blocks):
+        clone.set_model_patch_replace(_pass_through, "dit", "double_block", i)
+    clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, hook.force_capture_step)
+    # Outermost, so that it runs before an EasyCache wrapper decides to skip the step.
+    others = clone.wrappers[comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL]
+    clone.wrappers[comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL] = {WRAPPER_KEY: others.pop(WRAPPER_KEY), **others}
+    return clone
+
+
+def install_guidance(model, hook: CrossAttentionGuidanceHook):
+    """A clone of `model` with the guidance hook on every block."""
+    clone = model.clone()
+    for i in range(len(wan_diffusion_model(model, hook.node).blocks)):
+        clone.set_model_patch_replace(hook.replace_block, "dit", "double_block", i)
+    return clone

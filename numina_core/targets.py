@@ -1,0 +1,59 @@
+"""What the prompt asks for: counted nouns, their counts, and their token columns in the text context."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from .numerals import parse_counts
+from .token_mapping import Occurrences, PromptTokenizer, map_nouns_to_tokens
+
+
+@dataclass
+class NuminaTargets:
+    """Noun → requested count and noun → cross-attention key columns, for one prompt.
+
+    `notices` carries what a user should know (e.g. no numeral found: nothing will be corrected)."""
+
+    prompt: str
+    counts: dict[str, int]
+    token_indices: dict[str, list[int]]
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.counts
+
+    def summary(self) -> str:
+        lines = [f"{noun}: {count} (tokens {self.token_indices.get(noun, [])})" for noun, count in self.counts.items()]
+        return "\n".join(lines + self.notices) or "no counted nouns"
+
+
+def parse_counts_override(text: str) -> dict[str, int]:
+    """A JSON object {"noun": count, …}; raises ValueError with what is wrong."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"is not valid JSON ({error.msg} at character {error.pos}); "
+                         'write it like {"cats": 3, "dogs": 2}') from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)
+                                               for k, v in value.items()):
+        raise ValueError('must be a JSON object of noun → whole number, like {"cats": 3, "dogs": 2}')
+    return value
+
+
+def build_targets(prompt: str, tokenizer: PromptTokenizer, counts: dict[str, int] | None = None,
+                  occurrences: Occurrences = "first") -> NuminaTargets:
+    """Targets of `prompt`: the given counts, or those parsed from its numerals, with token columns.
+
+    Raises ValueError naming the noun when a count is below 1 or a noun is not in the prompt."""
+    notices = []
+    if counts is None:
+        counts = parse_counts(prompt)
+        if not counts:
+            notices.append("no numeral found in the prompt: nothing will be counted or corrected")
+    for noun, count in counts.items():
+        if count < 1:
+            raise ValueError(f"count of {noun!r} is {count}; NUMINA places at least 1 instance "
+                             "(leave the noun out of the counts, or write it out of the prompt)")
+    token_indices = map_nouns_to_tokens(prompt, list(counts), tokenizer, occurrences)
+    return NuminaTargets(prompt, dict(counts), token_indices, notices)

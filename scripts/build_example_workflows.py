@@ -1,0 +1,510 @@
+"""Build example_workflows/*.json (ComfyUI's drag-and-drop "litegraph" format) from the graph
+descriptions below, reading every node's inputs, widgets and outputs from a real server's /object_info.
+
+    python scripts/build_example_workflows.py            # starts a headless ComfyUI with the pack
+    python scripts/build_example_workflows.py --url http://127.0.0.1:8188
+    python scripts/build_example_workflows.py --check    # exit 1 if the committed files are stale
+
+The graphs use only ComfyUI core nodes and the pack's nodes, with the file names of Comfy-Org's
+repackaged Wan weights, so a user who has those files drags one in and presses Run.
+`workflow_to_api()` turns a saved workflow into the API format POST /prompt takes (what the
+frontend's "Export (API)" does), which the integration tests execute.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_DIR = REPO_ROOT / "example_workflows"
+
+# Frontend-only node types: they live in the browser and are dropped from the API format.
+FRONTEND_ONLY_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+WAN21_REPO = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
+WAN22_REPO = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files"
+
+PROMPT = "Three corgis and two white cats playing together on a sunny lawn, cinematic, high detail."
+NEGATIVE = ("blurry, low quality, worst quality, jpeg artifacts, static frame, distorted, deformed, extra limbs, "
+            "duplicated body parts, watermark, text, subtitles, overexposed")
+SEED = 42
+NOTE_COLUMN, GUIDED_COLUMN = -1, 11
+COLUMN_WIDTH = 400
+VIDEO_PREFIX = {"numina": "numina", "baseline": "numina_baseline"}
+
+
+# -- graph descriptions -----------------------------------------------------------------------------
+
+@dataclass
+class Node:
+    """One node of a graph description. `links` maps an input name to (source node key, output slot);
+    `widgets` gives widget values by input name (unnamed ones take /object_info's default)."""
+    key: str
+    type: str
+    column: int
+    widgets: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, tuple[str, int]] = field(default_factory=dict)
+    title: str | None = None
+    models: list[tuple[str, str, str]] = field(default_factory=list)  # (file, url, models folder)
+    text: str | None = None  # MarkdownNote body
+    band: int = 0  # 0: the NUMINA pipeline, 1: the baseline branch drawn below it
+
+
+@dataclass
+class Graph:
+    name: str
+    title: str
+    nodes: list[Node]
+    groups: list[tuple[str, list[str]]]  # (title, node keys)
+
+
+def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
+    return name, f"{repo}/{folder}/{name}", folder
+
+
+def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, spatial_factor: int,
+                 steps: int, cfg: float, sampler: str) -> list[Node]:
+    """Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s), with previews.
+    `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler."""
+    common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
+    nodes = [
+        Node("parser", "NuminaNumeralParser", 4, links={"prompt": ("prompt", 0), "clip": ("clip", 0)}),
+        Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets={**common, "capture_block": 15, "capture_step": -1},
+             links={"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": (latent, 0), "targets": ("parser", 0)}),
+        Node("heads", "NuminaHeadSelector", 6, links={"capture": ("capture", 0)}),
+        Node("pre_decode", "VAEDecode", 6, title="Decode pre-generation",
+             links={"samples": ("capture", 1), "vae": ("vae", 0)}),
+        Node("pre_preview", "PreviewImage", 7, title="Pre-generation (what phase 1 would draw)",
+             links={"images": ("pre_decode", 0)}),
+        Node("pca_preview", "PreviewImage", 7, title="Selected head's PCA map per frame", links={"images": ("heads", 1)}),
+        Node("cross_preview", "PreviewImage", 7, title="Cross-attention per noun", links={"images": ("heads", 2)}),
+        Node("layout", "NuminaCountableLayout", 8,
+             links={"heads": ("heads", 0), "targets": ("parser", 0), "capture": ("capture", 0)}),
+        Node("layout_preview", "PreviewImage", 9, title="Countable layout", links={"images": ("layout", 1)}),
+        Node("refiner", "NuminaLayoutRefiner", 9, widgets={"spatial_factor": spatial_factor},
+             links={"layout": ("layout", 0), "targets": ("parser", 0)}),
+        Node("refined_preview", "PreviewImage", 10, title="Refined layout (added: white outline)",
+             links={"images": ("refiner", 1)}),
+    ]
+    for index, (model_key, extra, latent_key) in enumerate(guided):
+        key = "guided" if index == 0 else f"guided_{index + 1}"
+        nodes.append(Node(key, "NuminaLayoutGuidedSampler", GUIDED_COLUMN + index, widgets={**common, **extra},
+                          links={"model": (model_key, 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                                 "negative": ("negative", 0), "latent_image": (latent_key, 0),
+                                 "layout": ("refiner", 0), "targets": ("parser", 0)}))
+    return nodes
+
+
+def output_nodes(branch: str, latent_key: str, column: int, fps: float, title: str) -> list[Node]:
+    band = int(branch == "baseline")
+    return [
+        Node(f"{branch}_decode", "VAEDecode", column, links={"samples": (latent_key, 0), "vae": ("vae", 0)}, band=band),
+        Node(f"{branch}_video", "CreateVideo", column + 1, widgets={"fps": fps},
+             links={"images": (f"{branch}_decode", 0)}, band=band),
+        Node(f"{branch}_save", "SaveVideo", column + 2, title=title,
+             widgets={"filename_prefix": f"video/{VIDEO_PREFIX[branch]}"}, links={"video": (f"{branch}_video", 0)}, band=band),
+    ]
+
+
+def text_nodes() -> list[Node]:
+    return [
+        Node("seed", "PrimitiveInt", 2, title="Seed (shared by every sampler)", widgets={"value": SEED}),
+        Node("prompt", "PrimitiveStringMultiline", 2, title="Prompt (with the counts)", widgets={"value": PROMPT}),
+        Node("positive", "CLIPTextEncode", 3, title="Positive", links={"text": ("prompt", 0), "clip": ("clip", 0)}),
+        Node("negative", "CLIPTextEncode", 3, title="Negative", widgets={"text": NEGATIVE},
+             links={"clip": ("clip", 0)}),
+    ]
+
+
+HOW_TO = """## NUMINA: the number of objects you ask for
+
+Write the counts in the prompt ("three corgis and two cats"). **NUMINA Numeral Parser** finds them
+(or type them into *counts_override* as JSON).
+
+1. **Attention Capture KSampler** samples until 40 % of the run and reads one block's attention.
+2. **Head Selector**, **Countable Layout**, **Layout Refiner** turn it into one instance layout per frame
+   with exactly the requested counts (see the previews).
+3. **Layout-Guided Sampler** regenerates from the same seed, steering cross-attention to the layout.
+
+The plain **KSampler** branch is the baseline with the same seed; mute its group to save time.
+Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor → *NUMINA Mask to Layout*.
+
+**Models** (Comfy-Org repackaged weights):
+"""
+
+
+def how_to_note(models: list[tuple[str, str, str]]) -> Node:
+    lines = [f"- [{name}]({url}) → `models/{folder}/`" for name, url, folder in models]
+    return Node("note", "MarkdownNote", NOTE_COLUMN, title="How to use", text=HOW_TO + "\n".join(lines))
+
+
+def wan21_graph(name: str, title: str, unet: str, width: int, height: int, length: int) -> Graph:
+    unet_file = model_file("diffusion_models", WAN21_REPO, unet)
+    clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    vae_file = model_file("vae", WAN21_REPO, "wan_2.1_vae.safetensors")
+    steps, cfg, sampler = 30, 6.0, "uni_pc"
+    nodes = [
+        how_to_note([unet_file, clip_file, vae_file]),
+        Node("unet", "UNETLoader", 0, widgets={"unet_name": unet}, models=[unet_file]),
+        Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
+        Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
+        Node("model", "ModelSamplingSD3", 1, widgets={"shift": 8.0}, links={"model": ("unet", 0)}),
+        *text_nodes(),
+        Node("latent", "EmptyHunyuanLatentVideo", 3,
+             widgets={"width": width, "height": height, "length": length, "batch_size": 1}),
+        *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
+                      spatial_factor=16, steps=steps, cfg=cfg, sampler=sampler),
+        Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
+             widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
+             links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1),
+        *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 16.0, "NUMINA video"),
+        *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 16.0, "Baseline video"),
+    ]
+    return Graph(name, title, nodes, standard_groups(["numina"]))
+
+
+def standard_groups(guided_tail: list[str]) -> list[tuple[str, list[str]]]:
+    return [
+        ("Models", ["unet", "unet_low", "clip", "vae", "model", "model_low"]),
+        ("Prompt, seed and counts", ["seed", "prompt", "positive", "negative", "latent", "parser"]),
+        ("NUMINA phase 1: attention capture", ["capture", "heads", "pre_decode", "pre_preview", "pca_preview",
+                                               "cross_preview"]),
+        ("NUMINA countable layout", ["layout", "layout_preview", "refiner", "refined_preview"]),
+        ("NUMINA phase 2: guided sampling", ["guided", "guided_2"] + [f"{b}_{s}" for b in guided_tail
+                                                                       for s in ("decode", "video", "save")]),
+        ("Baseline (mute to skip)", ["baseline", "baseline_2", "baseline_decode", "baseline_video", "baseline_save"]),
+    ]
+
+
+def wan22_5b_graph() -> Graph:
+    unet_file = model_file("diffusion_models", WAN22_REPO, "wan2.2_ti2v_5B_fp16.safetensors")
+    clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    vae_file = model_file("vae", WAN22_REPO, "wan2.2_vae.safetensors")
+    steps, cfg, sampler = 20, 5.0, "uni_pc"
+    nodes = [
+        how_to_note([unet_file, clip_file, vae_file]),
+        Node("unet", "UNETLoader", 0, widgets={"unet_name": unet_file[0]}, models=[unet_file]),
+        Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
+        Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
+        Node("model", "ModelSamplingSD3", 1, widgets={"shift": 8.0}, links={"model": ("unet", 0)}),
+        *text_nodes(),
+        Node("latent", "Wan22ImageToVideoLatent", 3, title="Video latent (no start image: text to video)",
+             widgets={"width": 1280, "height": 704, "length": 121, "batch_size": 1}, links={"vae": ("vae", 0)}),
+        *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
+                      spatial_factor=32, steps=steps, cfg=cfg, sampler=sampler),
+        Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
+             widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
+             links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1),
+        *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 24.0, "NUMINA video"),
+        *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 24.0, "Baseline video"),
+    ]
+    return Graph("numina_wan22_ti2v_5b", "NUMINA · Wan2.2 TI2V 5B text to video", nodes, standard_groups(["numina"]))
+
+
+def wan22_a14b_graph() -> Graph:
+    high = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors")
+    low = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors")
+    clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
+    vae_file = model_file("vae", WAN22_REPO, "wan_2.1_vae.safetensors")
+    steps, cfg, sampler, switch = 20, 3.5, "euler", 10
+    # The two experts split one 20-step schedule like ComfyUI's own Wan2.2 template; NUMINA's capture
+    # runs on the high-noise expert (40 % = step 8 < switch), guidance follows the global step.
+    high_stage = {"add_noise": True, "start_at_step": 0, "end_at_step": switch, "return_with_leftover_noise": True}
+    low_stage = {"add_noise": False, "start_at_step": switch, "end_at_step": 10000, "return_with_leftover_noise": False}
+    baseline_common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
+    nodes = [
+        how_to_note([high, low, clip_file, vae_file]),
+        Node("unet", "UNETLoader", 0, title="High-noise expert", widgets={"unet_name": high[0]}, models=[high]),
+        Node("unet_low", "UNETLoader", 0, title="Low-noise expert", widgets={"unet_name": low[0]}, models=[low]),
+        Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
+        Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
+        Node("model", "ModelSamplingSD3", 1, title="Shift (high noise)", widgets={"shift": 8.0},
+             links={"model": ("unet", 0)}),
+        Node("model_low", "ModelSamplingSD3", 1, title="Shift (low noise)", widgets={"shift": 8.0},
+             links={"model": ("unet_low", 0)}),
+        *text_nodes(),
+        Node("latent", "EmptyHunyuanLatentVideo", 3, widgets={"width": 1280, "height": 720, "length": 81, "batch_size": 1}),
+        *numina_chain(model="model", guided=[("model", {"strength": 1.0, **high_stage}, "latent"),
+                                             ("model_low", {"strength": 1.0, **low_stage}, "guided")],
+                      latent="latent", spatial_factor=16, steps=steps, cfg=cfg, sampler=sampler),
+        Node("baseline", "KSamplerAdvanced", 5, title="Baseline high noise (same seed)",
+             widgets={**baseline_common, "add_noise": "enable", "start_at_step": 0, "end_at_step": switch,
+                      "return_with_leftover_noise": "enable"},
+             links={"model": ("model", 0), "noise_seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1),
+        Node("baseline_2", "KSamplerAdvanced", 6, title="Baseline low noise",
+             widgets={**baseline_common, "add_noise": "disable", "start_at_step": switch, "end_at_step": 10000,
+                      "return_with_leftover_noise": "disable"},
+             links={"model": ("model_low", 0), "noise_seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": ("baseline", 0)}, band=1),
+        *output_nodes("numina", "guided_2", GUIDED_COLUMN + 2, 16.0, "NUMINA video"),
+        *output_nodes("baseline", "baseline_2", GUIDED_COLUMN + 2, 16.0, "Baseline video"),
+    ]
+    return Graph("numina_wan22_t2v_a14b", "NUMINA · Wan2.2 T2V A14B (two experts)", nodes, standard_groups(["numina"]))
+
+
+def graphs() -> list[Graph]:
+    return [
+        wan21_graph("numina_wan21_t2v_1.3b", "NUMINA · Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81),
+        wan21_graph("numina_wan21_t2v_14b", "NUMINA · Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81),
+        wan22_5b_graph(),
+        wan22_a14b_graph(),
+    ]
+
+
+# -- /object_info → litegraph JSON ------------------------------------------------------------------
+
+def input_specs(info: dict) -> list[tuple[str, str, dict, bool]]:
+    """(name, type, options, optional) of a node's inputs in the order the frontend builds them."""
+    specs = []
+    for section in ("required", "optional"):
+        for name in info.get("input_order", {}).get(section, []):
+            raw = info["input"][section][name]
+            kind = "COMBO" if isinstance(raw[0], list) else raw[0]
+            options = raw[1] if len(raw) > 1 and isinstance(raw[1], dict) else {}
+            specs.append((name, kind, options, section == "optional"))
+    return specs
+
+
+def is_widget(kind: str, options: dict) -> bool:
+    return kind in WIDGET_TYPES and not options.get("forceInput")
+
+
+def combo_options(info: dict, name: str) -> list:
+    for section in ("required", "optional"):
+        raw = info.get("input", {}).get(section, {}).get(name)
+        if raw is not None:
+            return raw[0] if isinstance(raw[0], list) else raw[1].get("options", [])
+    raise KeyError(name)
+
+
+def default_value(kind: str, options: dict, choices: list) -> Any:
+    if "default" in options:
+        return options["default"]
+    if kind == "COMBO":
+        return choices[0] if choices else ""
+    return {"INT": max(0, options.get("min", 0)), "FLOAT": max(0.0, options.get("min", 0.0)),
+            "BOOLEAN": False}.get(kind, "")
+
+
+def node_size(info: dict, node: Node) -> list[int]:
+    if node.text is not None:
+        return [420, 460]
+    rows = max(len(info.get("output", [])), sum(1 for _, kind, o, _ in input_specs(info) if not is_widget(kind, o)))
+    widgets = sum(1 + bool(o.get("control_after_generate")) for _, kind, o, _ in input_specs(info) if is_widget(kind, o))
+    tall = sum(1 for _, kind, o, _ in input_specs(info) if kind == "STRING" and o.get("multiline"))
+    height = 46 + 22 * rows + 26 * widgets + 70 * tall
+    if node.type in ("PreviewImage", "SaveVideo", "SaveImage"):
+        height = max(height, 300)
+    return [340, height]
+
+
+def build_workflow(graph: Graph, object_info: dict) -> dict:
+    """The graph as a ComfyUI frontend workflow (version 0.4), nodes laid out in columns left to right."""
+    missing = sorted({n.type for n in graph.nodes if n.type not in object_info and n.type not in FRONTEND_ONLY_TYPES})
+    if missing:
+        raise ValueError(f"{graph.name}: /object_info has no node types {missing}")
+    ids = {node.key: index + 1 for index, node in enumerate(graph.nodes)}
+    by_key = {node.key: node for node in graph.nodes}
+    order = topological_order(graph)
+    links, inputs_of, outputs_of = [], {}, {}
+    for node in graph.nodes:
+        info = object_info.get(node.type, {})
+        outputs_of[node.key] = [{"name": name, "type": kind, "links": [], "slot_index": slot}
+                                for slot, (name, kind) in enumerate(zip(info.get("output_name", []), info.get("output", [])))]
+    for node in graph.nodes:
+        info = object_info.get(node.type, {})
+        specs = input_specs(info)
+        unknown = set(node.links) | set(node.widgets)
+        unknown -= {name for name, *_ in specs}
+        if unknown:
+            raise ValueError(f"{graph.name}: {node.type} has no inputs {sorted(unknown)}")
+        sockets = [(name, kind, optional) for name, kind, options, optional in specs if not is_widget(kind, options)]
+        linked_widgets = [(name, kind) for name, kind, options, _ in specs if is_widget(kind, options) and name in node.links]
+        entries = []
+        for name, kind, optional in sockets:
+            entries.append({"name": name, "type": kind, "link": None, **({"shape": 7} if optional else {})})
+        for name, kind in linked_widgets:
+            entries.append({"name": name, "type": kind, "widget": {"name": name}, "link": None})
+        for slot, entry in enumerate(entries):
+            if entry["name"] not in node.links:
+                continue
+            source, source_slot = node.links[entry["name"]]
+            link_id = len(links) + 1
+            output = outputs_of[source][source_slot]
+            links.append([link_id, ids[source], source_slot, ids[node.key], slot, output["type"]])
+            output["links"].append(link_id)
+            entry["link"] = link_id
+        inputs_of[node.key] = entries
+
+    positions, band_top, columns = {}, 0, {}
+    for band in sorted({node.band for node in graph.nodes}):
+        columns = {}
+        for node in (n for n in graph.nodes if n.band == band):
+            size = node_size(object_info.get(node.type, {}), node)
+            y = columns.get(node.column, band_top)
+            columns[node.column] = y + size[1] + 60
+            positions[node.key] = ([node.column * COLUMN_WIDTH - 100 * (node.column == NOTE_COLUMN), y], size)
+        band_top = max(columns.values()) + 100  # room for the group titles
+    nodes = []
+    for node in graph.nodes:
+        info = object_info.get(node.type, {})
+        (pos, size) = positions[node.key]
+        entry = {"id": ids[node.key], "type": node.type, "pos": pos, "size": size,
+                 "flags": {}, "order": order.index(node.key), "mode": 0,
+                 "inputs": inputs_of[node.key], "outputs": outputs_of[node.key],
+                 "properties": {"Node name for S&R": node.type}}
+        if node.title:
+            entry["title"] = node.title
+        if node.models:
+            entry["properties"]["models"] = [{"name": n, "url": u, "directory": d} for n, u, d in node.models]
+        if node.text is not None:
+            entry["widgets_values"] = [node.text]
+        else:
+            entry["widgets_values"] = widget_values(graph, node, info)
+        nodes.append(entry)
+    groups = []
+    for title, keys in graph.groups:
+        members = [n for n in nodes if any(ids.get(k) == n["id"] for k in keys if k in by_key)]
+        if not members:
+            continue
+        left = min(n["pos"][0] for n in members) - 20
+        top = min(n["pos"][1] for n in members) - 60
+        right = max(n["pos"][0] + n["size"][0] for n in members) + 20
+        bottom = max(n["pos"][1] + n["size"][1] for n in members) + 20
+        groups.append({"id": len(groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],
+                       "color": "#3f789e", "font_size": 24, "flags": {}})
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"numina-count-control/{graph.name}")),
+        "revision": 0, "last_node_id": len(nodes), "last_link_id": len(links),
+        "nodes": nodes, "links": links, "groups": groups, "config": {},
+        "extra": {"ds": {"scale": 0.6, "offset": [60, 80]}, "numina": {"title": graph.title}},
+        "version": 0.4,
+    }
+
+
+def widget_values(graph: Graph, node: Node, info: dict) -> list:
+    values = []
+    for name, kind, options, _ in input_specs(info):
+        if not is_widget(kind, options):
+            continue
+        choices = combo_options(info, name) if kind == "COMBO" else []
+        value = node.widgets.get(name, default_value(kind, options, choices))
+        if name in node.links:  # shown greyed out under the link; show the value that flows in
+            source = next(n for n in graph.nodes if n.key == node.links[name][0])
+            value = source.widgets.get("value", value)
+        if kind == "COMBO" and choices and value not in choices and name not in MODEL_FILE_INPUTS:
+            raise ValueError(f"{graph.name}: {node.type}.{name} = {value!r} is not one of {choices}")
+        values.append(value)
+        if options.get("control_after_generate"):
+            values.append("fixed")
+    return values
+
+
+# Combos listing local model files: the builder's server has none of them.
+MODEL_FILE_INPUTS = {"unet_name", "clip_name", "vae_name", "ckpt_name", "lora_name"}
+
+
+def topological_order(graph: Graph) -> list[str]:
+    done: list[str] = []
+    pending = {node.key: {source for source, _ in node.links.values()} for node in graph.nodes}
+    while pending:
+        ready = sorted((k for k, deps in pending.items() if deps <= set(done)),
+                       key=lambda k: [n.key for n in graph.nodes].index(k))
+        if not ready:
+            raise ValueError(f"{graph.name}: cycle among {sorted(pending)}")
+        for key in ready:
+            done.append(key)
+            del pending[key]
+    return done
+
+
+# -- litegraph JSON → API format ---------------------------------------------------------------------
+
+def workflow_to_api(workflow: dict, object_info: dict) -> dict:
+    """The API-format graph POST /prompt takes: {id: {class_type, inputs, _meta}}; frontend-only nodes
+    and muted/bypassed nodes are left out, widget values are matched to input names via /object_info."""
+    links = {link[0]: link for link in workflow["links"]}
+    graph = {}
+    for node in workflow["nodes"]:
+        if node["type"] in FRONTEND_ONLY_TYPES or node.get("mode", 0) != 0:
+            continue
+        info = object_info[node["type"]]
+        inputs: dict[str, Any] = {}
+        values = list(node.get("widgets_values", []))
+        for name, kind, options, _ in input_specs(info):
+            if not is_widget(kind, options):
+                continue
+            inputs[name] = values.pop(0)
+            if options.get("control_after_generate"):
+                values.pop(0)
+        for entry in node.get("inputs", []):
+            if entry.get("link") is not None:
+                _, source, slot, *_ = links[entry["link"]]
+                inputs[entry["name"]] = [str(source), slot]
+        graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs,
+                                  "_meta": {"title": node.get("title", node["type"])}}
+    return graph
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+def fetch_object_info(url: str) -> dict:
+    with urllib.request.urlopen(url.rstrip("/") + "/object_info", timeout=60) as response:
+        return json.loads(response.read())
+
+
+def object_info_from_fresh_server() -> dict:
+    sys.path.insert(0, str(REPO_ROOT))
+    from tests.integration.comfy_server import ComfyServer
+
+    with tempfile.TemporaryDirectory(prefix="numina-build-") as base, ComfyServer(Path(base)) as server:
+        return server.object_info()
+
+
+def render(workflow: dict) -> str:
+    return json.dumps(workflow, indent=1, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="a running ComfyUI with the pack (default: start a headless one)")
+    parser.add_argument("--object-info", type=Path, help="a saved /object_info JSON instead of a server")
+    parser.add_argument("--check", action="store_true", help="compare with the committed files, write nothing")
+    args = parser.parse_args()
+    if args.object_info:
+        object_info = json.loads(args.object_info.read_text())
+    elif args.url:
+        object_info = fetch_object_info(args.url)
+    else:
+        object_info = object_info_from_fresh_server()
+    stale = []
+    WORKFLOW_DIR.mkdir(exist_ok=True)
+    for graph in graphs():
+        path = WORKFLOW_DIR / f"{graph.name}.json"
+        text = render(build_workflow(graph, object_info))
+        if args.check:
+            if not path.is_file() or path.read_text() != text:
+                stale.append(path.name)
+        else:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO_ROOT)}")
+    if stale:
+        print(f"stale example workflows (run scripts/build_example_workflows.py): {stale}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

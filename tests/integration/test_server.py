@@ -195,3 +195,12 @@ def test_testbed_pipeline_executes(server, object_info):
         assert outputs[preview]["images"], f"no images from preview node {preview}"
     counts = outputs[testbed_graph.LAYOUT]["text"][0]
     assert "disc" in counts and "square" in counts, counts
+
+
+def test_committed_examples_equal_a_fresh_build(object_info):
+    """example_workflows/ is what scripts/build_example_workflows.py makes from today's /object_info."""
+    from scripts.build_example_workflows import build_workflow, graphs, render
+
+    stale = [g.name for g in graphs()
+             if render(build_workflow(g, object_info)) != (WORKFLOW_DIR / f"{g.name}.json").read_text()]
+    assert not stale, f"run scripts/build_example_workflows.py: {stale} are stale"

@@ -61,7 +61,6 @@ class Node:
 @dataclass
 class Graph:
     name: str
-    title: str
     nodes: list[Node]
     groups: list[tuple[str, list[str]]]  # (title, node keys)
 
@@ -142,9 +141,9 @@ Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor → *NUMINA M
 """
 
 
-def how_to_note(models: list[tuple[str, str, str]]) -> Node:
+def how_to_note(title: str, models: list[tuple[str, str, str]]) -> Node:
     lines = [f"- [{name}]({url}) → `models/{folder}/`" for name, url, folder in models]
-    return Node("note", "MarkdownNote", NOTE_COLUMN, title="How to use", text=HOW_TO + "\n".join(lines))
+    return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines))
 
 
 def wan21_graph(name: str, title: str, unet: str, width: int, height: int, length: int) -> Graph:
@@ -153,7 +152,7 @@ def wan21_graph(name: str, title: str, unet: str, width: int, height: int, lengt
     vae_file = model_file("vae", WAN21_REPO, "wan_2.1_vae.safetensors")
     steps, cfg, sampler = 30, 6.0, "uni_pc"
     nodes = [
-        how_to_note([unet_file, clip_file, vae_file]),
+        how_to_note(title, [unet_file, clip_file, vae_file]),
         Node("unet", "UNETLoader", 0, widgets={"unet_name": unet}, models=[unet_file]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
         Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
@@ -170,29 +169,29 @@ def wan21_graph(name: str, title: str, unet: str, width: int, height: int, lengt
         *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 16.0, "NUMINA video"),
         *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 16.0, "Baseline video"),
     ]
-    return Graph(name, title, nodes, standard_groups(["numina"]))
+    return Graph(name, nodes, standard_groups())
 
 
-def standard_groups(guided_tail: list[str]) -> list[tuple[str, list[str]]]:
+def standard_groups() -> list[tuple[str, list[str]]]:
     return [
         ("Models", ["unet", "unet_low", "clip", "vae", "model", "model_low"]),
         ("Prompt, seed and counts", ["seed", "prompt", "positive", "negative", "latent", "parser"]),
         ("NUMINA phase 1: attention capture", ["capture", "heads", "pre_decode", "pre_preview", "pca_preview",
                                                "cross_preview"]),
         ("NUMINA countable layout", ["layout", "layout_preview", "refiner", "refined_preview"]),
-        ("NUMINA phase 2: guided sampling", ["guided", "guided_2"] + [f"{b}_{s}" for b in guided_tail
-                                                                       for s in ("decode", "video", "save")]),
+        ("NUMINA phase 2: guided sampling", ["guided", "guided_2", "numina_decode", "numina_video", "numina_save"]),
         ("Baseline (mute to skip)", ["baseline", "baseline_2", "baseline_decode", "baseline_video", "baseline_save"]),
     ]
 
 
 def wan22_5b_graph() -> Graph:
+    title = "NUMINA · Wan2.2 TI2V 5B text to video"
     unet_file = model_file("diffusion_models", WAN22_REPO, "wan2.2_ti2v_5B_fp16.safetensors")
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     vae_file = model_file("vae", WAN22_REPO, "wan2.2_vae.safetensors")
     steps, cfg, sampler = 20, 5.0, "uni_pc"
     nodes = [
-        how_to_note([unet_file, clip_file, vae_file]),
+        how_to_note(title, [unet_file, clip_file, vae_file]),
         Node("unet", "UNETLoader", 0, widgets={"unet_name": unet_file[0]}, models=[unet_file]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
         Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
@@ -209,10 +208,11 @@ def wan22_5b_graph() -> Graph:
         *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 24.0, "NUMINA video"),
         *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 24.0, "Baseline video"),
     ]
-    return Graph("numina_wan22_ti2v_5b", "NUMINA · Wan2.2 TI2V 5B text to video", nodes, standard_groups(["numina"]))
+    return Graph("numina_wan22_ti2v_5b", nodes, standard_groups())
 
 
 def wan22_a14b_graph() -> Graph:
+    title = "NUMINA · Wan2.2 T2V A14B (two experts)"
     high = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors")
     low = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors")
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
@@ -224,7 +224,7 @@ def wan22_a14b_graph() -> Graph:
     low_stage = {"add_noise": False, "start_at_step": switch, "end_at_step": 10000, "return_with_leftover_noise": False}
     baseline_common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
     nodes = [
-        how_to_note([high, low, clip_file, vae_file]),
+        how_to_note(title, [high, low, clip_file, vae_file]),
         Node("unet", "UNETLoader", 0, title="High-noise expert", widgets={"unet_name": high[0]}, models=[high]),
         Node("unet_low", "UNETLoader", 0, title="Low-noise expert", widgets={"unet_name": low[0]}, models=[low]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
@@ -251,7 +251,7 @@ def wan22_a14b_graph() -> Graph:
         *output_nodes("numina", "guided_2", GUIDED_COLUMN + 2, 16.0, "NUMINA video"),
         *output_nodes("baseline", "baseline_2", GUIDED_COLUMN + 2, 16.0, "Baseline video"),
     ]
-    return Graph("numina_wan22_t2v_a14b", "NUMINA · Wan2.2 T2V A14B (two experts)", nodes, standard_groups(["numina"]))
+    return Graph("numina_wan22_t2v_a14b", nodes, standard_groups())
 
 
 def graphs() -> list[Graph]:
@@ -389,7 +389,7 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"numina-count-control/{graph.name}")),
         "revision": 0, "last_node_id": len(nodes), "last_link_id": len(links),
         "nodes": nodes, "links": links, "groups": groups, "config": {},
-        "extra": {"ds": {"scale": 0.6, "offset": [60, 80]}, "numina": {"title": graph.title}},
+        "extra": {"ds": {"scale": 0.6, "offset": [560, 80]}},
         "version": 0.4,
     }
 

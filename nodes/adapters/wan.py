@@ -169,6 +169,9 @@ class CrossAttentionGuidanceHook(_SharedHook):
         self.strength, self.text_call, self.node = strength, text_call, node
         self._device_plan: GuidancePlan | None = None
         self.modulated_calls = 0
+        self.collect_diagnostics = False
+        self.diagnostics: list[tuple[torch.Tensor, torch.Tensor]] = []
+        """(plain, guided) probability mass on the nouns' tokens per modulated row, when collected."""
 
     def plan_on(self, device: torch.device) -> GuidancePlan:
         if self._device_plan is None or self._device_plan.rows.device != device:
@@ -200,10 +203,22 @@ class CrossAttentionGuidanceHook(_SharedHook):
                 qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
                 bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
                 out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
+                if self.collect_diagnostics:
+                    self.diagnostics.append(self._noun_mass(qh, kh, plan, bias))
             self.modulated_calls += 1
             return out
 
         return extra["original_block"](_with_override(args, override))
+
+
+    @staticmethod
+    def _noun_mass(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, bias: torch.Tensor):
+        """Per modulated row, the head-mean probability on the text tokens that row's bias targets."""
+        logits = (q[:, plan.rows].float() @ k.float().transpose(1, 2)) / math.sqrt(q.shape[-1])
+        targeted = (bias != 0).float()
+        plain = (torch.softmax(logits, -1) * targeted).sum(-1).mean(0)
+        guided = (torch.softmax(logits + bias, -1) * targeted).sum(-1).mean(0)
+        return plain.cpu(), guided.cpu()
 
 
 def install_capture(model, hook: AttentionCaptureHook):

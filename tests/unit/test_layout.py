@@ -7,7 +7,8 @@ from numina_core.capture import AttentionCapture, summarize_cross_attention, sum
 from numina_core.config import preset
 from numina_core.grid import TokenGrid
 from numina_core.head_selection import select_heads
-from numina_core.layout import build_countable_layout, flat_mean_shift, focus_mask, instances_from_proposals
+from numina_core.layout import (build_countable_layout, estimate_meanshift_bandwidth, flat_mean_shift, focus_mask,
+                                instances_from_proposals)
 from tests.unit.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
 
 GRID = TokenGrid(2, 30, 52)
@@ -60,6 +61,14 @@ def test_flat_mean_shift_equals_sklearn():
         ours = flat_mean_shift(points, bandwidth)
         theirs = MeanShift(bandwidth=bandwidth, bin_seeding=True).fit_predict(points)
         np.testing.assert_array_equal(ours, theirs)
+
+
+def test_bandwidth_estimate_equals_sklearn():
+    rng = np.random.default_rng(1)
+    for size, quantile in [(1560, 0.2), (300, 0.3), (40, 0.01)]:
+        points = rng.random((size, 5))
+        expected = estimate_bandwidth(points, quantile=quantile, n_samples=min(1000, size), random_state=0)
+        assert estimate_meanshift_bandwidth(points, quantile, min(1000, size)) == pytest.approx(expected, rel=1e-9)
 
 
 def test_focus_mask_threshold_and_isolated_pixels():

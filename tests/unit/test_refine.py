@@ -1,7 +1,7 @@
 """Layout refinement: targets reached whenever placement is possible, in bounds, nouns independent."""
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from numina_core.config import preset
@@ -34,7 +34,7 @@ def layouts(draw):
     return Layout(grid, labels), targets
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(layouts())
 def test_refinement_properties(case):
     layout, targets = case

@@ -1,0 +1,324 @@
+"""The six NUMINA nodes on tiny random Wan models, through ComfyUI's real loader, ModelPatcher and samplers."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tests.integration.wan_models import empty_latent, load_tiny_wan, random_conditioning, wan_clip
+from tests.unit.test_capture import align_signs, naive_intra_frame_pca
+
+PROMPT = "three cats and two dogs playing in a garden"
+STEPS = 10
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def nodes(pack):
+    from numina_pack.nodes import layout_nodes, sampling
+    from numina_pack.nodes.adapters import wan
+
+    return layout_nodes, sampling, wan
+
+
+@pytest.fixture(scope="module")
+def models(comfyui):
+    return {"wan2.1": load_tiny_wan("wan2.1", seed=0), "wan2.2-5b": load_tiny_wan("wan2.2-5b", seed=1)}
+
+
+@pytest.fixture(scope="module")
+def targets(nodes):
+    layout_nodes, _, _ = nodes
+    return layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=wan_clip([PROMPT])).args[0]
+
+
+def conditioning():
+    return random_conditioning(1), random_conditioning(2)
+
+
+def run_capture(nodes, model, targets, family="wan2.1", cfg=5.0, overrides=None, block=1, step=-1, latent=None):
+    _, sampling, _ = nodes
+    positive, negative = conditioning()
+    latent = latent or empty_latent(family)
+    return sampling.NuminaAttentionCaptureKSampler.execute(
+        model, SEED, STEPS, cfg, "euler", "simple", positive, negative, latent, targets, block, step,
+        "reference", overrides).args
+
+
+def run_chain(nodes, model, targets, family="wan2.1", cfg=5.0, strength=1.0):
+    layout_nodes, sampling, _ = nodes
+    capture, _ = run_capture(nodes, model, targets, family, cfg)
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 16, "reference").args[0]
+    positive, negative = conditioning()
+    guided = sampling.NuminaLayoutGuidedSampler.execute(
+        model, SEED, STEPS, cfg, "euler", "simple", positive, negative, empty_latent(family), refined, targets,
+        strength, 1.0, "reference").args[0]
+    return capture, refined, guided
+
+
+def plain_ksampler(model, family="wan2.1", cfg=5.0, latent=None):
+    import nodes as comfy_nodes
+
+    positive, negative = conditioning()
+    return comfy_nodes.KSampler().sample(model, SEED, STEPS, cfg, "euler", "simple", positive, negative,
+                                         latent or empty_latent(family), 1.0)[0]["samples"]
+
+
+class QKRecorder:
+    """A test-side recorder, independent of the pack: the q and k of block `block`'s attention calls at
+    sampling step `step` on the positive rows."""
+
+    def __init__(self, block: int, step: int):
+        self.block, self.step, self.calls = block, step, []
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __call__(self, args, extra):
+        options = args["transformer_options"]
+        sigma = options["sigmas"][0]
+        index = int((options["sample_sigmas"][:-1] - sigma).abs().argmin())
+        if index != self.step or 0 not in options["cond_or_uncond"]:
+            return extra["original_block"](args)
+        row = options["cond_or_uncond"].index(0) * (args["img"].shape[0] // len(options["cond_or_uncond"]))
+
+        def record(func, *a, **kw):
+            self.calls.append((a[0][row].detach().clone(), a[1][row].detach().clone(), kw["heads"]))
+            return func(*a, **kw)
+
+        return extra["original_block"]({**args, "transformer_options": {**options, "optimized_attention_override": record}})
+
+
+@pytest.mark.parametrize("family", ["wan2.1", "wan2.2-5b"])
+def test_captured_maps_equal_a_recomputation_from_the_blocks_q_and_k(nodes, models, targets, family):
+    import comfy.sample
+
+    model = models[family]
+    capture, _ = run_capture(nodes, model, targets, family, overrides=json.dumps({"pca_oversamples": 64}))
+    recorder = QKRecorder(block=1, step=capture.step)
+    clone = model.clone()
+    clone.set_model_patch_replace(recorder, "dit", "double_block", 1)
+    positive, negative = conditioning()
+    latent = empty_latent(family)["samples"]
+    noise = comfy.sample.prepare_noise(latent, SEED)
+    comfy.sample.sample(clone, noise, STEPS, 5.0, "euler", "simple", positive, negative, latent,
+                        last_step=capture.step + 1, seed=SEED)
+    (q_self, k_self, heads), (q_cross, k_cross, _) = recorder.calls[:2]
+    grid = capture.grid
+    expected = naive_intra_frame_pca(q_self.double().numpy(), k_self.double().numpy(), grid, heads)
+    actual = capture.projections.double().numpy()
+    np.testing.assert_allclose(align_signs(actual, expected), expected, atol=1e-4 * np.abs(expected).max())
+    d = q_cross.shape[-1] // heads
+    for noun, columns in targets.token_indices.items():
+        for h in range(heads):
+            logits = q_cross[:, h * d:(h + 1) * d].double() @ k_cross[:, h * d:(h + 1) * d].double().T / math.sqrt(d)
+            probs = torch.softmax(logits, -1)[:, columns].mean(-1).reshape(grid.frames, -1)
+            np.testing.assert_allclose(capture.cross_maps[noun][:, h].numpy(), probs.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["wan2.1", "wan2.2-5b"])
+def test_whole_chain_refines_to_the_targets_and_guides(nodes, models, targets, family):
+    capture, refined, guided = run_chain(nodes, models[family], targets, family)
+    assert capture.info["spatial_factor"] == (32 if family == "wan2.2-5b" else 16)
+    for noun, count in targets.counts.items():
+        assert refined.counts(noun).tolist() == [count] * refined.grid.frames
+    plain = plain_ksampler(models[family], family)
+    assert guided["samples"].shape == plain.shape
+    assert not torch.equal(guided["samples"], plain)  # random layouts never match the targets exactly
+
+
+def hand_layout(pack, grid):
+    from numina_pack.numina_core.grid import FIRST_ADDED, REMOVED, Layout
+
+    cats = np.zeros(grid.shape, dtype=np.int32)
+    cats[:, 2:4, 3:5] = FIRST_ADDED          # an addition in frames without a detected cat: the circle bias
+    dogs = np.zeros(grid.shape, dtype=np.int32)
+    dogs[:, 0:2, 4:6] = REMOVED              # a removal
+    return Layout(grid, {"cats": cats, "dogs": dogs}, {"cats": 1, "dogs": 1})
+
+
+def test_guidance_raises_added_and_suppresses_removed_attention(nodes, models, targets, pack):
+    import nodes as comfy_nodes
+    from numina_pack.numina_core.config import preset
+    from numina_pack.numina_core.grid import FIRST_ADDED, REMOVED
+    from numina_pack.numina_core.guidance import build_guidance_plan
+
+    _, _, wan = nodes
+    model = models["wan2.1"]
+    grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+    layout = hand_layout(pack, grid)
+    config = preset("reference")
+    plan = build_guidance_plan(layout, targets.token_indices, config)
+    hook = wan.CrossAttentionGuidanceHook(plan, config, STEPS, 0, 1.0, 1, "test")
+    hook.collect_diagnostics = True
+    positive, negative = conditioning()
+    comfy_nodes.common_ksampler(wan.install_guidance(model, hook), SEED, STEPS, 5.0, "euler", "simple", positive,
+                                negative, empty_latent("wan2.1"))
+    blocks = len(model.get_model_object("diffusion_model").blocks)
+    assert hook.modulated_calls == 9 * blocks  # steps 0–8 of 10 (t = 45 and beyond are off)
+    rows = plan.rows.numpy()
+    hw = grid.tokens_per_frame
+    kinds = np.array([layout.labels["cats" if layout.labels["cats"].ravel()[r] >= FIRST_ADDED else "dogs"].ravel()[r]
+                      for r in rows])
+    added, removed = kinds >= FIRST_ADDED, kinds == REMOVED
+    assert added.sum() == 4 * grid.frames and removed.sum() == 4 * grid.frames and hw * grid.frames > len(rows)
+    for plain, guided in hook.diagnostics[:blocks]:  # every block of the first step (δ = 1.75)
+        assert (guided[added] > plain[added]).all() and (guided[added] / plain[added]).mean() > 2
+        assert (guided[removed] < 1e-6 * plain[removed]).all()
+    late_plain, late_guided = hook.diagnostics[-1]   # step 8: δ ≈ 0.25, a weaker push
+    assert (late_guided[added] > late_plain[added]).all()
+
+
+def test_nothing_to_correct_or_zero_strength_equals_ksampler_bit_for_bit(nodes, models, targets, pack):
+    from numina_pack.numina_core.grid import Layout
+
+    _, sampling, wan = nodes
+    model = models["wan2.1"]
+    grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+    cats = np.zeros(grid.shape, dtype=np.int32)
+    cats[:, 0, 0], cats[:, 2, 2], cats[:, 0, 4] = 1, 2, 3
+    dogs = np.zeros(grid.shape, dtype=np.int32)
+    dogs[:, 3, 0], dogs[:, 3, 5] = 1, 2
+    matching = Layout(grid, {"cats": cats, "dogs": dogs}, dict(targets.counts))
+    plain = plain_ksampler(model)
+    positive, negative = conditioning()
+    for layout, strength in [(matching, 1.0), (hand_layout(pack, grid), 0.0)]:
+        out = sampling.NuminaLayoutGuidedSampler.execute(
+            model, SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), layout,
+            targets, strength, 1.0, "reference").args[0]
+        assert torch.equal(out["samples"], plain)
+
+
+def model_state(model) -> str:
+    return repr(sorted(model.model_options.get("transformer_options", {}).keys())) + repr(
+        {k: sorted(v) for k, v in model.model_options.get("transformer_options", {}).get("patches_replace", {}).items()}
+    ) + repr({k: sorted(v) for k, v in model.wrappers.items() if v})
+
+
+def test_model_is_cloned_never_mutated_after_normal_failed_and_interrupted_runs(nodes, targets, pack, comfyui):
+    import comfy.model_management
+    from numina_pack.numina_core.targets import NuminaTargets
+
+    model = load_tiny_wan("wan2.1", seed=3)
+    before_state, before_output = model_state(model), plain_ksampler(model)
+    run_chain(nodes, model, targets)
+    broken = NuminaTargets(PROMPT, {"cats": 3}, {"cats": [600]})  # beyond the 512 text slots
+    with pytest.raises(ValueError, match="outside the 512 text slots"):
+        run_capture(nodes, model, broken)
+    import comfy.utils
+
+    def server_progress_hook(value, total, preview, node_id=None):  # what ComfyUI's server installs
+        comfy.model_management.throw_exception_if_processing_interrupted()
+
+    comfy.utils.set_progress_bar_global_hook(server_progress_hook)
+    comfy.model_management.interrupt_current_processing(True)
+    try:
+        for phase in ("capture", "chain"):
+            with pytest.raises(comfy.model_management.InterruptProcessingException):
+                run_capture(nodes, model, targets) if phase == "capture" else run_chain(nodes, model, targets)
+            comfy.model_management.interrupt_current_processing(True)
+    finally:
+        comfy.model_management.interrupt_current_processing(False)
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert model_state(model) == before_state
+    assert "patches_replace" not in model.model_options.get("transformer_options", {})
+    assert torch.equal(plain_ksampler(model), before_output)
+
+
+def test_cfg_one_has_no_negative_pass_and_still_works(nodes, models, targets):
+    capture, refined, guided = run_chain(nodes, models["wan2.1"], targets, cfg=1.0)
+    assert capture.projections.shape[1] == 2 and set(capture.cross_maps) == {"cats", "dogs"}
+    assert not torch.equal(guided["samples"], plain_ksampler(models["wan2.1"], cfg=1.0))
+
+
+def test_easycache_never_skips_the_capture_step(nodes, models, targets):
+    from comfy_extras.nodes_easycache import EasyCacheNode
+
+    cached = EasyCacheNode.execute(models["wan2.1"], 3.0, 0.0, 1.0, False).args[0]
+    capture, _ = run_capture(nodes, cached, targets, step=6)
+    assert capture.step == 6 and capture.cross_maps["cats"].abs().sum() > 0
+    assert not torch.equal(plain_ksampler(cached), plain_ksampler(models["wan2.1"]))  # EasyCache did skip steps
+
+
+def test_two_chained_experts_see_one_global_progress(nodes, models, targets, pack):
+    import nodes as comfy_nodes
+    from numina_pack.numina_core.config import preset
+    from numina_pack.numina_core.guidance import build_guidance_plan
+
+    _, _, wan = nodes
+    high, low = models["wan2.1"], load_tiny_wan("wan2.1", seed=5)
+    grid = wan.token_grid(high, empty_latent("wan2.1")["samples"], "test")
+    plan = build_guidance_plan(hand_layout(pack, grid), targets.token_indices, preset("reference"))
+    hooks = [wan.CrossAttentionGuidanceHook(plan, preset("reference"), STEPS, start, 1.0, 1, "test") for start in (0, 5)]
+    positive, negative = conditioning()
+    first = comfy_nodes.common_ksampler(wan.install_guidance(high, hooks[0]), SEED, STEPS, 5.0, "euler", "simple",
+                                        positive, negative, empty_latent("wan2.1"), start_step=None, last_step=5)[0]
+    comfy_nodes.common_ksampler(wan.install_guidance(low, hooks[1]), SEED, STEPS, 5.0, "euler", "simple", positive,
+                                negative, first, disable_noise=True, start_step=5, last_step=None)
+    blocks = len(high.get_model_object("diffusion_model").blocks)
+    assert hooks[0].modulated_calls == 5 * blocks        # global steps 0–4
+    assert hooks[1].modulated_calls == 4 * blocks        # global steps 5–8; step 9 (t = 45) is off
+
+
+@pytest.mark.parametrize("case,message", [
+    ("noun_missing", "NUMINA Numeral Parser: noun 'horses' is not in the prompt"),
+    ("count_zero", "NUMINA Numeral Parser: count of 'cats' is 0"),
+    ("bad_json", "NUMINA Numeral Parser: input 'counts_override' is not valid JSON"),
+    ("batch_two", "NUMINA Attention Capture KSampler: input 'latent_image' has batch size 2"),
+    ("grid_mismatch", "NUMINA Layout-Guided Sampler: input 'layout' is on a 3×4×6 token grid"),
+    ("mask_size", "NUMINA Mask to Layout: input 'mask' mask is 7×9"),
+    ("not_wan", "NUMINA Attention Capture KSampler: input 'model' is a"),
+    ("block_range", "NUMINA Attention Capture KSampler: input 'block' is 7; this model has blocks 0–2"),
+])
+def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, case, message):
+    layout_nodes, sampling, wan = nodes
+    model = models["wan2.1"]
+    positive, negative = conditioning()
+    with pytest.raises(ValueError, match=message.replace("(", r"\(")):
+        if case == "noun_missing":
+            layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=wan_clip([PROMPT]), counts_override='{"horses": 2}')
+        elif case == "count_zero":
+            layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=wan_clip([PROMPT]), counts_override='{"cats": 0}')
+        elif case == "bad_json":
+            layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=wan_clip([PROMPT]), counts_override="{cats: 3")
+        elif case == "batch_two":
+            latent = {"samples": torch.zeros(2, 16, 3, 8, 12)}
+            run_capture(nodes, model, targets, latent=latent)
+        elif case == "grid_mismatch":
+            grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+            sampling.NuminaLayoutGuidedSampler.execute(
+                model, SEED, STEPS, 5.0, "euler", "simple", positive, negative,
+                empty_latent("wan2.1", height=96), hand_layout(pack, grid), targets, 1.0, 1.0, "reference")
+        elif case == "mask_size":
+            grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+            layout_nodes.NuminaMaskToLayout.execute(torch.zeros(3, 7, 9), hand_layout(pack, grid), "cats")
+        elif case == "not_wan":
+            import comfy.model_patcher
+            import comfy.supported_models
+            import comfy.model_base
+
+            config = comfy.supported_models.SD15({"image_size": 32, "use_spatial_transformer": True, "context_dim": 32, "model_channels": 32, "num_res_blocks": 1,
+                                                  "channel_mult": [1], "transformer_depth": [1],
+                                                  "transformer_depth_output": [1, 1], "transformer_depth_middle": 0, "num_head_channels": 8,
+                                                  "in_channels": 4, "out_channels": 4,
+                                                  "use_linear_in_transformer": False, "adm_in_channels": None,
+                                                  "use_temporal_attention": False})
+            sd_model = comfy.model_patcher.ModelPatcher(comfy.model_base.BaseModel(config), torch.device("cpu"),
+                                                        torch.device("cpu"))
+            run_capture(nodes, sd_model, targets)
+        elif case == "block_range":
+            run_capture(nodes, model, targets, block=7)
+
+
+def test_no_numeral_passes_through_with_a_notice(nodes, models):
+    layout_nodes, sampling, _ = nodes
+    prompt = "cats playing in a garden"
+    targets = layout_nodes.NuminaNumeralParser.execute(prompt, clip=wan_clip([prompt])).args[0]
+    assert targets.is_empty and "no numeral found" in targets.summary()
+    capture, _ = run_capture(nodes, models["wan2.1"], targets)
+    assert capture.heads == 0 and capture.cross_maps == {}

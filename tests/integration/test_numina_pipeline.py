@@ -322,3 +322,36 @@ def test_no_numeral_passes_through_with_a_notice(nodes, models):
     assert targets.is_empty and "no numeral found" in targets.summary()
     capture, _ = run_capture(nodes, models["wan2.1"], targets)
     assert capture.heads == 0 and capture.cross_maps == {}
+
+
+def test_wan22_5b_with_a_start_image_frame_uses_per_frame_timesteps(nodes, models, targets):
+    """Wan22ImageToVideoLatent with a start image sets noise_mask 0 on the first latent frame; the model then
+    gets per-frame timesteps. Capture and guidance still locate the step and the rows."""
+    layout_nodes, sampling, _ = nodes
+    latent = empty_latent("wan2.2-5b")
+    mask = torch.ones(1, 1, latent["samples"].shape[2], 1, 1)
+    mask[:, :, 0] = 0.0
+    latent["noise_mask"] = mask
+    capture, _ = run_capture(nodes, models["wan2.2-5b"], targets, "wan2.2-5b", latent=latent)
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 32, "reference").args[0]
+    positive, negative = conditioning()
+    guided = sampling.NuminaLayoutGuidedSampler.execute(
+        models["wan2.2-5b"], SEED, STEPS, 5.0, "euler", "simple", positive, negative, latent, refined, targets,
+        1.0, 1.0, "reference").args[0]["samples"]
+    plain = plain_ksampler(models["wan2.2-5b"], "wan2.2-5b", latent=latent)
+    assert torch.equal(guided[:, :, 0], plain[:, :, 0])  # the start frame is not resampled
+    assert not torch.equal(guided, plain)
+
+
+def test_fp8_weights_work(nodes, targets, comfyui):
+    import comfy.sd
+
+    from tests.integration.wan_models import tiny_wan_state_dict
+
+    model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("wan2.1", seed=9),
+                                                     model_options={"dtype": torch.float8_e4m3fn})
+    assert model.model.diffusion_model.blocks[0].self_attn.q.weight.dtype == torch.float8_e4m3fn
+    capture, refined, guided = run_chain(nodes, model, targets)
+    assert torch.isfinite(guided["samples"]).all() and capture.cross_maps["cats"].isfinite().all()

@@ -71,6 +71,22 @@ def test_bandwidth_estimate_equals_sklearn():
         assert estimate_meanshift_bandwidth(points, quantile, min(1000, size)) == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.5])
+def test_focus_mask_equals_dbscan_non_noise_points(density):
+    from sklearn.cluster import DBSCAN
+
+    config = preset("reference")
+    rng = np.random.default_rng(int(density * 100))
+    cross = rng.random((30, 52)) * (rng.random((30, 52)) < density)
+    cross[0, 0] = 1.0
+    kept = cross >= config.cross_attn_peak_ratio * cross.max()
+    points = np.argwhere(kept).astype(float)
+    labels = DBSCAN(eps=config.dbscan_eps, min_samples=config.dbscan_min_samples).fit_predict(points)
+    expected = np.zeros_like(kept)
+    expected[tuple(points[labels >= 0].astype(int).T)] = True
+    np.testing.assert_array_equal(focus_mask(cross, config), expected)
+
+
 def test_focus_mask_threshold_and_isolated_pixels():
     config = preset("reference")
     cross = np.full((20, 20), 0.001)

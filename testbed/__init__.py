@@ -1,0 +1,7 @@
+"""Count testbed: a small native-Wan model trained on synthetic counting videos.
+
+``testbed.model`` builds ComfyUI's own ``WanModel`` in pixel space; ``testbed.train`` trains it;
+``testbed.evaluate`` measures count accuracy of sampling arms. These modules import ComfyUI's
+``comfy`` package, so outside ComfyUI call :func:`testbed.comfy_setup.import_comfy` first (the
+command line ``python -m testbed`` does).
+"""

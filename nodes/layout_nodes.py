@@ -6,7 +6,7 @@ import torch
 from comfy_api.latest import io, ui
 
 from ..numina_core.capture import AttentionCapture
-from ..numina_core.grid import FIRST_ADDED, REMOVED, Layout
+from ..numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
 from ..numina_core.head_selection import HeadSelection, select_heads
 from ..numina_core.layout import build_countable_layout
 from ..numina_core.preview import (heatmap_rgb, latent_to_video_frames, layout_from_masks, layout_preview,
@@ -97,21 +97,25 @@ class NuminaHeadSelector(io.ComfyNode):
     @classmethod
     def execute(cls, capture: AttentionCapture, preset, overrides=None) -> io.NodeOutput:
         config = build_config(HEADS_NODE, preset, overrides)
-        if capture.heads == 0:
-            raise ValueError(f"{HEADS_NODE}: input 'capture' is empty (the prompt had no counted nouns)")
-        selection = select_heads(capture, config)
+        grid = capture.grid
+        if capture.heads == 0:  # no counted nouns: pass through, nothing to select
+            selection = HeadSelection(grid, torch.zeros(grid.frames, dtype=torch.long), torch.zeros(grid.frames, 0, 4),
+                                      torch.zeros(grid.frames, grid.tokens_per_frame, 3), {}, {})
+            notice = "no counted nouns: nothing selected"
+        else:
+            selection = select_heads(capture, config)
+            notice = "heads per frame: " + ", ".join(str(h) for h in selection.sa_heads.tolist())
         factor = capture.info.get("spatial_factor", 1)
-        pca = to_image(upscale_frames(pca_rgb(selection.sa_projection.numpy(), capture.grid), factor))
+        pca = to_image(upscale_frames(pca_rgb(selection.sa_projection.numpy(), grid), factor))
         heat = [heatmap_rgb(m.numpy()) for m in selection.cross_maps.values()]
-        cross = to_image(upscale_frames(tile_nouns(heat), factor))
-        heads = ", ".join(str(h) for h in selection.sa_heads.tolist())
-        return io.NodeOutput(selection, pca, cross, ui={**preview_images(cls, pca, cross), "text": (f"heads per frame: {heads}",)})
+        cross = to_image(upscale_frames(tile_nouns(heat, grid), factor))
+        return io.NodeOutput(selection, pca, cross, ui={**preview_images(cls, pca, cross), "text": (notice,)})
 
 
-def tile_nouns(frames_per_noun: list[np.ndarray]) -> np.ndarray:
-    """Put several nouns' [F, H, W, 3] frames side by side with a one-token white gap."""
+def tile_nouns(frames_per_noun: list[np.ndarray], grid: TokenGrid) -> np.ndarray:
+    """Put several nouns' [F, H, W, 3] frames side by side with a one-token white gap (black frames for none)."""
     if not frames_per_noun:
-        raise ValueError("no nouns to show")
+        return np.zeros((grid.frames, grid.height, grid.width, 3), dtype=np.float32)
     gap = np.ones(frames_per_noun[0].shape[:2] + (1, 3), dtype=np.float32)
     parts = []
     for frames in frames_per_noun:
@@ -121,7 +125,8 @@ def tile_nouns(frames_per_noun: list[np.ndarray]) -> np.ndarray:
 
 def layout_outputs(cls, layout: Layout, factor: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(colour preview IMAGE aligned to video frames, instance MASK of all nouns, per-noun counts text)."""
-    preview = tile_nouns([layout_preview(layout.labels[n], factor) for n in layout.nouns])
+    preview = tile_nouns([layout_preview(layout.labels[n], factor) for n in layout.nouns],
+                         TokenGrid(layout.grid.frames, layout.grid.height * factor, layout.grid.width * factor))
     image = to_image(latent_to_video_frames(preview))
     mask = np.zeros(layout.grid.shape, dtype=np.float32)
     for labels in layout.labels.values():

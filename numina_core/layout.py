@@ -193,7 +193,7 @@ def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
     labels = {noun: np.zeros(grid.shape, dtype=np.int32) for noun in selection.cross_maps}
     projections = selection.sa_projection.numpy()
     cross_maps = {noun: m.numpy() for noun, m in selection.cross_maps.items()}
-    for f in range(grid.frames):
+    for f in range(grid.frames if cross_maps else 0):
         proposals = cluster_proposals(projections[f], grid, config)
         for noun, maps in cross_maps.items():
             labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config, maps[f])

@@ -322,6 +322,15 @@ def test_no_numeral_passes_through_with_a_notice(nodes, models):
     assert targets.is_empty and "no numeral found" in targets.summary()
     capture, _ = run_capture(nodes, models["wan2.1"], targets)
     assert capture.heads == 0 and capture.cross_maps == {}
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
+    refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 16, "reference").args
+    assert refined.nouns == [] and "nothing to correct" in summary
+    positive, negative = conditioning()
+    guided = sampling.NuminaLayoutGuidedSampler.execute(
+        models["wan2.1"], SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), refined,
+        targets, 1.0, 1.0, "reference").args[0]
+    assert torch.equal(guided["samples"], plain_ksampler(models["wan2.1"]))
 
 
 def test_wan22_5b_with_a_start_image_frame_uses_per_frame_timesteps(nodes, models, targets):

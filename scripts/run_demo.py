@@ -1,7 +1,7 @@
 """The README's main job: the six-node NUMINA pipeline, headless in a real ComfyUI, on the tiny testbed
 model, next to a plain KSampler baseline with the same seed.
 
-    python scripts/run_demo.py --out out/demo          (or: bash scripts/demo.sh)
+    python scripts/run_demo.py --out out/demo          (or: bash scripts/demo.sh out/demo)
 
 Starts `python main.py --cpu` with this pack installed, posts one API-format graph through
 POST /prompt (testbed loader → text encode → Numeral Parser → Attention Capture KSampler → Head
@@ -72,9 +72,9 @@ def first_option(info: dict, name: str):
     return options[0] if options else None
 
 
-def pipeline_graph(object_info: dict, prompt: str = DEFAULT_PROMPT, seed: int = 0, steps: int = 12,
-                   cfg: float = 5.0, sampler: str = "euler", baseline: bool = True, strength: float = 1.0,
-                   preset: str = "reference", filename_prefix: str = "numina_demo") -> dict:
+def pipeline_graph(object_info: dict, prompt: str = DEFAULT_PROMPT, seed: int = 0, steps: int = 8,
+                   frames: int = VIDEO_FRAMES, cfg: float = 5.0, sampler: str = "euler", baseline: bool = True,
+                   strength: float = 1.0, preset: str = "reference", filename_prefix: str = "numina_demo") -> dict:
     """The API-format graph: NUMINA branch (+ optional plain KSampler baseline, same seed and inputs)."""
     sampling = {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple",
                 "positive": ["positive", 0], "negative": ["negative", 0], "latent_image": ["empty", 0],
@@ -84,7 +84,7 @@ def pipeline_graph(object_info: dict, prompt: str = DEFAULT_PROMPT, seed: int = 
         "loader": node(TESTBED_LOADER, {weights_input(object_info): weights}),
         "positive": node(TESTBED_ENCODE, {"model": ["loader", 0], "text": prompt}),
         "negative": node(TESTBED_ENCODE, {"model": ["loader", 0], "text": ""}),
-        "empty": node(TESTBED_EMPTY, {}),
+        "empty": node(TESTBED_EMPTY, {"frames": frames, "batch_size": 1}),
         "parser": node("NuminaNumeralParser", {"prompt": prompt, "tokenizer": ["positive", 1]}),
         "capture": node("NuminaAttentionCaptureKSampler", {**sampling, "targets": ["parser", 0],
                                                              "capture_block": 3, "capture_step": -1,
@@ -180,7 +180,8 @@ def write_frames(frames: np.ndarray, folder: Path) -> None:
         Image.fromarray((np.clip(frame, 0, 1) * 255).astype(np.uint8)).save(folder / f"frame_{index:02d}.png")
 
 
-def run(out: Path, prompt: str, seed: int, steps: int, strength: float, preset: str, server_dir: Path | None) -> dict:
+def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: float, preset: str,
+        server_dir: Path | None) -> dict:
     from tests.integration.comfy_server import ComfyServer
 
     requested = parse_prompt(prompt)
@@ -194,7 +195,7 @@ def run(out: Path, prompt: str, seed: int, steps: int, strength: float, preset: 
             reason = unavailable_reason(object_info)
             if reason:
                 raise SystemExit(f"run_demo: {reason}")
-            graph = pipeline_graph(object_info, prompt, seed, steps, strength=strength, preset=preset)
+            graph = pipeline_graph(object_info, prompt, seed, steps, frames, strength=strength, preset=preset)
             (out / "graph_api.json").write_text(json.dumps(graph, indent=1))
             entry = server.wait(server.post_prompt(graph), timeout=600)
             seconds = time.monotonic() - started
@@ -207,7 +208,7 @@ def run(out: Path, prompt: str, seed: int, steps: int, strength: float, preset: 
     write_frames(baseline, out / "baseline")
     write_frames(numina, out / "numina")
     result = {
-        "prompt": prompt, "seed": seed, "steps": steps, "strength": strength, "preset": preset,
+        "prompt": prompt, "seed": seed, "steps": steps, "frames": frames, "strength": strength, "preset": preset,
         "requested": {category_name(i): n for i, n in requested.items()},
         "baseline": category_counts(count_objects(baseline), requested),
         "numina": category_counts(count_objects(numina), requested),
@@ -224,15 +225,18 @@ def run(out: Path, prompt: str, seed: int, steps: int, strength: float, preset: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the NUMINA pipeline headless in ComfyUI on the testbed model.")
+    parser.add_argument("folder", type=Path, nargs="?", help="output folder (same as --out)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo", help="output folder")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="'<number> <colour> <shape>' phrases joined by 'and'")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--steps", type=int, default=8, help="sampling steps (each ~20 s at 5 frames on 2 CPU cores)")
+    parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="video frames (the testbed was trained on 5)")
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--preset", default="reference", choices=["reference", "paper", "improved"])
     parser.add_argument("--server-dir", type=Path, help="keep ComfyUI's base directory (log, outputs) here")
     args = parser.parse_args()
-    result = run(args.out, args.prompt, args.seed, args.steps, args.strength, args.preset, args.server_dir)
+    args.out = args.folder or args.out
+    result = run(args.out, args.prompt, args.seed, args.steps, args.frames, args.strength, args.preset, args.server_dir)
     for branch in ("baseline", "numina"):
         print(caption(branch, result[branch]), f"(all counts exact in {result[branch]['all_exact_frames']}"
               f"/{result[branch]['frames']} frames)")

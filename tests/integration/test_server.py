@@ -184,12 +184,13 @@ def test_testbed_pipeline_executes(server, object_info):
     reason = testbed_graph.unavailable_reason(object_info)
     if reason:
         pytest.skip(reason)
+    # One frame and four steps keep it to seconds on a CPU (five frames cost ~20 s per step).
     graph = testbed_graph.pipeline_graph(object_info, prompt="three red discs and two blue squares", seed=3,
-                                         steps=8, baseline=False)
-    entry = server.wait(server.post_prompt(graph), timeout=240)
+                                         steps=4, frames=1, baseline=False)
+    entry = server.wait(server.post_prompt(graph), timeout=180)
     outputs = entry["outputs"]
     saved = outputs[testbed_graph.NUMINA_SAVE]["images"]
-    assert len(saved) == testbed_graph.VIDEO_FRAMES and all(f["type"] == "output" for f in saved)
+    assert len(saved) == 1 and saved[0]["type"] == "output"
     assert server.view(saved[0])[:8] == b"\x89PNG\r\n\x1a\n"
     for preview in testbed_graph.PREVIEWS:
         assert outputs[preview]["images"], f"no images from preview node {preview}"

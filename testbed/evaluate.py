@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 import comfy.sample
-from numina_core import synthetic_counting as sc
-from testbed.model import DEFAULT_CFG, DEFAULT_WEIGHTS, FRAMES, SIZE, encode_text, load_testbed_model
+from .core import synthetic_counting as sc
+from .model import DEFAULT_CFG, DEFAULT_WEIGHTS, FRAMES, SIZE, encode_text, load_testbed_model
 
 Arm = Callable[[str, int, float], torch.Tensor]
 ArmFactory = Callable[["TestbedSession"], Arm]

@@ -22,7 +22,9 @@ import comfy.ops
 import comfy.supported_models
 import comfy.utils
 from comfy.ldm.wan.model import WanModel
-from numina_core.synthetic_counting import VOCABULARY
+from .core import synthetic_counting
+
+VOCABULARY = synthetic_counting.VOCABULARY
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "testbed_wan_count.safetensors"

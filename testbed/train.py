@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from numina_core import synthetic_counting as sc
-from testbed.model import (
+from .core import synthetic_counting as sc
+from .model import (
     FRAMES,
     SAMPLING_SHIFT,
     SIZE,

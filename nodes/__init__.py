@@ -3,17 +3,12 @@ from __future__ import annotations
 
 from comfy_api.latest import ComfyExtension, io
 
-from . import count_objects, layout_nodes, sampling
+from . import count_objects, layout_nodes, sampling, testbed_nodes
 
 
 def node_list() -> list[type[io.ComfyNode]]:
-    nodes = [*layout_nodes.NODES[:1], *sampling.NODES[:1], *layout_nodes.NODES[1:], *sampling.NODES[1:],
-             *count_objects.NODES]
-    try:
-        from . import testbed_nodes
-    except ImportError:  # the testbed nodes need the testbed package, which a trimmed install may leave out
-        return nodes
-    return nodes + testbed_nodes.NODES
+    return [*layout_nodes.NODES[:1], *sampling.NODES[:1], *layout_nodes.NODES[1:], *sampling.NODES[1:],
+            *count_objects.NODES, *testbed_nodes.NODES]
 
 
 class NuminaExtension(ComfyExtension):

@@ -6,14 +6,11 @@ import logging
 import comfy.model_management
 import comfy.sample
 import comfy.samplers
-import comfy.utils
-import latent_preview
 import nodes as comfy_nodes
 import torch
 from comfy_api.latest import io, ui
 
 from ..numina_core.capture import AttentionCapture
-from ..numina_core.guidance import build_guidance_plan
 from ..numina_core.targets import NuminaTargets
 from .adapters import wan
 from .common import (CATEGORY, NuminaCaptureType, NuminaLayoutType, NuminaTargetsType, build_config,
@@ -94,24 +91,10 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             empty = AttentionCapture(grid, torch.zeros(grid.frames, 0, grid.tokens_per_frame, 3), {}, step, capture_block)
             return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)},
                                  ui=ui.PreviewText("no counted nouns: nothing captured"))
-        diffusion_model = wan.wan_diffusion_model(model, node)
-        hook = wan.AttentionCaptureHook(grid, capture_block, step, targets.token_indices, config,
-                                        wan.text_call_index(diffusion_model), node)
-        patched = wan.install_capture(model, hook)
-        noise = comfy.sample.prepare_noise(samples, seed, latent_image.get("batch_index"))
         x0 = {}
-        callback = latent_preview.prepare_callback(patched, step + 1, x0)
-        try:
-            comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
-                                last_step=step + 1, noise_mask=latent_image.get("noise_mask"), callback=callback,
-                                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
-        except wan.CaptureComplete:
-            pass
-        if hook.capture is None:
-            raise RuntimeError(f"{node}: the capture step {step} was never evaluated on the positive prompt; "
-                               "check that the sampler evaluates every step (not a cached or skipped one)")
-        capture = hook.capture
-        capture.info.update(spatial_factor=wan.spatial_factor(model), steps=steps, prompt=targets.prompt)
+        capture = wan.capture_attention(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
+                                        latent_image, targets.token_indices, capture_block, step, config, node, x0)
+        capture.info.update(steps=steps, prompt=targets.prompt)
         pre = x0.get("x0", samples)
         pre = pre.to(comfy.model_management.intermediate_device())
         return io.NodeOutput(capture, {"samples": pre},
@@ -162,20 +145,8 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
         if layout.grid != grid:
             raise ValueError(f"{node}: input 'layout' is on a {layout.grid} token grid but 'latent_image' makes "
                              f"{grid}; capture and guide with the same latent size")
-        missing = [noun for noun in layout.nouns if noun not in targets.token_indices]
-        if missing:
-            raise ValueError(f"{node}: input 'targets' has no token columns for {missing}; connect the targets the "
-                             "layout was built from")
-        plan = build_guidance_plan(layout, targets.token_indices, config)
-        sampler_model = model
-        notice = "nothing to correct: plain KSampler output"
-        if not plan.is_empty and strength > 0:
-            hook = wan.CrossAttentionGuidanceHook(plan, config, steps, start_at_step, strength,
-                                                  wan.text_call_index(wan.wan_diffusion_model(model, node)), node)
-            sampler_model = wan.install_guidance(model, hook)
-            notice = f"guiding {len(plan.rows)} video tokens on {len(plan.columns)} text tokens"
-        elif plan.is_empty is False:
-            notice = "strength 0: plain KSampler output"
+        sampler_model, _, notice = wan.guided_model(model, layout, targets.token_indices, config, steps, start_at_step,
+                                                    strength, node)
         log.info("%s: %s", node, notice)
         out = comfy_nodes.common_ksampler(
             sampler_model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,

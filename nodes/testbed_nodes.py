@@ -12,25 +12,10 @@ import torch
 from comfy_api.latest import io
 
 from ..testbed.core import synthetic_counting as sc
-from ..testbed.model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, encode_text, load_testbed_model
+from ..testbed.model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, TestbedTokenizer, encode_text, load_testbed_model
 
 TokenizerType = io.Custom("NUMINA_TOKENIZER")
 CATEGORY = "NUMINA/testbed"
-
-
-class TestbedTokenizer:
-    """Word-level tokenizer of the testbed: word i of the prompt is context column i."""
-
-    def encode_prompt(self, prompt: str) -> list[int]:
-        """Column ids of the prompt: position i is the id in context slot i (padding not included)."""
-        return sc.VOCABULARY.encode(prompt)
-
-    def encode_words(self, text: str) -> list[int]:
-        """Ids of ``text`` (a noun or phrase), to search for in :meth:`encode_prompt`'s result."""
-        return sc.VOCABULARY.encode(text)
-
-    def decode(self, ids: list[int]) -> list[str]:
-        return [sc.VOCABULARY.words[i] for i in ids]
 
 
 def _weight_files() -> list[str]:
@@ -142,4 +127,4 @@ class NuminaTestbedDecode(io.ComfyNode):
 
 
 NODES = [NuminaTestbedModelLoader, NuminaTestbedTextEncode, NuminaTestbedEmptyVideo, NuminaTestbedDecode]
-__all__ = ["NODES", "TestbedTokenizer"]
+__all__ = ["NODES"]

@@ -175,3 +175,18 @@ def load_testbed_model(path: str | Path = DEFAULT_WEIGHTS) -> comfy.model_patche
     model = config.get_model(state_dict).to(offload_device)
     model.load_model_weights(state_dict, "")
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
+
+
+class TestbedTokenizer:
+    """Word-level tokenizer of the testbed: word i of the prompt is context column i."""
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """Column ids of the prompt: position i is the id in context slot i (padding not included)."""
+        return VOCABULARY.encode(prompt)
+
+    def encode_words(self, text: str) -> list[int]:
+        """Ids of ``text`` (a noun or phrase), to search for in :meth:`encode_prompt`'s result."""
+        return VOCABULARY.encode(text)
+
+    def decode(self, ids: list[int]) -> list[str]:
+        return [VOCABULARY.words[i] for i in ids]

@@ -16,11 +16,15 @@ import torch
 
 import comfy.ldm.wan.model
 import comfy.patcher_extension
+import comfy.sample
+import comfy.utils
+import latent_preview
 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
-from ...numina_core.grid import TokenGrid
-from ...numina_core.guidance import GuidancePlan, cross_attention_bias, modulated_attention_rows, modulation_delta, plan_to
+from ...numina_core.grid import Layout, TokenGrid
+from ...numina_core.guidance import (GuidancePlan, build_guidance_plan, cross_attention_bias, modulated_attention_rows,
+                                     modulation_delta, plan_to)
 
 WRAPPER_KEY = "numina"
 
@@ -244,3 +248,46 @@ def install_guidance(model, hook: CrossAttentionGuidanceHook):
     for i in range(len(wan_diffusion_model(model, hook.node).blocks)):
         clone.set_model_patch_replace(hook.replace_block, "dit", "double_block", i)
     return clone
+
+
+def capture_attention(model, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str, positive,
+                      negative, latent: dict, noun_tokens: dict[str, list[int]], block: int, step: int,
+                      config: NuminaConfig, node: str, x0_store: dict | None = None) -> AttentionCapture:
+    """Phase 1: sample like KSampler (same noise for the seed) up to `step`, capture block `block` there on
+    the positive pass, and stop. The clean-video prediction of the last finished step lands in x0_store."""
+    samples = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    grid = token_grid(model, samples, node)
+    hook = AttentionCaptureHook(grid, block, step, noun_tokens, config,
+                                text_call_index(wan_diffusion_model(model, node)), node)
+    patched = install_capture(model, hook)
+    noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
+    callback = latent_preview.prepare_callback(patched, step + 1, x0_store)
+    try:
+        comfy.sample.sample(patched, noise, steps, cfg, sampler_name, scheduler, positive, negative, samples,
+                            last_step=step + 1, noise_mask=latent.get("noise_mask"), callback=callback,
+                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=seed)
+    except CaptureComplete:
+        pass
+    if hook.capture is None:
+        raise RuntimeError(f"{node}: the capture step {step} was never evaluated on the positive prompt; "
+                           "check that the sampler evaluates every step (not a cached or skipped one)")
+    hook.capture.info["spatial_factor"] = spatial_factor(model)
+    return hook.capture
+
+
+def guided_model(model, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
+                 first_step: int, strength: float, node: str) -> tuple[object, CrossAttentionGuidanceHook | None, str]:
+    """Phase 2: the model to sample with — a guided clone, or the MODEL itself when there is nothing to
+    correct or strength is 0 (then sampling is exactly KSampler's) — its hook, and a notice for the user."""
+    missing = [noun for noun in layout.nouns if noun not in noun_tokens]
+    if missing:
+        raise ValueError(f"{node}: input 'targets' has no token columns for {missing}; connect the targets the "
+                         "layout was built from")
+    plan = build_guidance_plan(layout, noun_tokens, config)
+    if plan.is_empty:
+        return model, None, "nothing to correct: plain KSampler output"
+    if strength <= 0:
+        return model, None, "strength 0: plain KSampler output"
+    hook = CrossAttentionGuidanceHook(plan, config, steps, first_step, strength,
+                                      text_call_index(wan_diffusion_model(model, node)), node)
+    return install_guidance(model, hook), hook, f"guiding {len(plan.rows)} video tokens on {len(plan.columns)} text tokens"

@@ -1,4 +1,4 @@
-"""Command line: ``python -m testbed train ...``, ``python -m testbed publish ...``, ``python -m testbed evaluate ...``."""
+"""Command line: ``python -m testbed train|publish|evaluate|study ...``."""
 
 from __future__ import annotations
 
@@ -35,9 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--to", type=Path, help="target file (default: testbed/weights/testbed_wan_count.safetensors)")
 
     evaluate = commands.add_parser("evaluate", help="count accuracy of sampling arms")
+    from testbed import numina_arms  # registers the NUMINA arms
     from testbed.evaluate import add_arguments
 
     add_arguments(evaluate)
+    study = commands.add_parser("study", help="layout agreement at the capture point and mechanism checks")
+    numina_arms.add_study_arguments(study)
 
     args = parser.parse_args(argv)
     if args.command == "train":
@@ -55,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         from testbed.train import publish as publish_weights
 
         print(publish_weights(args.checkpoint, args.to or DEFAULT_WEIGHTS))
+    elif args.command == "study":
+        numina_arms.run_studies(args)
     else:
         from testbed.evaluate import run_from_args
 

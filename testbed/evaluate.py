@@ -52,14 +52,15 @@ class TestbedSession:
         context = encode_text(prompt, self.model.model.model_config.word_embedding)
         return [[context, {}]]
 
-    def sample(self, prompt: str, seeds: list[int], cfg: float) -> torch.Tensor:
+    def sample(self, prompt: str, seeds: list[int], cfg: float, model=None) -> torch.Tensor:
         """One batched ComfyUI sampling call; element i uses the noise of ``seeds[i]`` exactly as a
-        batch-1 run with that seed would. Returns [len(seeds), F, H, W, 3] in [0, 1]."""
+        batch-1 run with that seed would. ``model`` replaces the session's (e.g. a guided clone).
+        Returns [len(seeds), F, H, W, 3] in [0, 1]."""
         s = self.settings
         latent = torch.zeros(1, 3, s.frames, SIZE, SIZE)
         noise = torch.cat([comfy.sample.prepare_noise(latent, seed) for seed in seeds])
         samples = comfy.sample.sample(
-            self.model, noise, s.steps, cfg, s.sampler, s.scheduler,
+            model or self.model, noise, s.steps, cfg, s.sampler, s.scheduler,
             self.conditioning(prompt), self.conditioning(s.negative_prompt),
             latent.repeat(len(seeds), 1, 1, 1, 1), disable_pbar=True, seed=seeds[0],
         )

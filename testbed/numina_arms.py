@@ -1,0 +1,227 @@
+"""NUMINA on the testbed: the NUMINA evaluation arms, the mechanism checks (does suppressing an instance's
+region remove it, does adding a region create one?) and the layout agreement (does the layout built at the
+capture point count what the finished video shows?).
+
+Everything runs the pack's real code: the Numeral Parser's parsing and token mapping, the Wan adapter's
+capture and guidance hooks inside ComfyUI's sampler, and numina_core's head selection, layout and refinement.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from testbed.core import synthetic_counting as sc
+from testbed.evaluate import Arm, TestbedSession, register_arm
+from testbed.model import FRAMES, SIZE, TestbedTokenizer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACK_NAME = "numina_pack"
+CAPTURE_BLOCK = 3
+"""Block 3 of the testbed's 6: the middle, as block 15 of Wan2.1-1.3B's 30."""
+PATCH = 2
+"""Pixels per token side: the testbed model works in pixel space with Wan's 1×2×2 patches."""
+
+
+def pack():
+    """The pack imported as ComfyUI would import it (ComfyUI must be importable first)."""
+    if PACK_NAME not in sys.modules:
+        spec = importlib.util.spec_from_file_location(PACK_NAME, REPO_ROOT / "__init__.py",
+                                                      submodule_search_locations=[str(REPO_ROOT)])
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PACK_NAME] = module
+        spec.loader.exec_module(module)
+    from numina_pack.nodes.adapters import wan
+    from numina_pack.numina_core import config, grid, head_selection, layout, refine, targets
+
+    return wan, config, grid, head_selection, layout, refine, targets
+
+
+def category_of(noun: str) -> int:
+    """The testbed category a prompt noun names ("discs" → red discs)."""
+    return next(i for i, c in enumerate(sc.CATEGORIES) if noun in (c.shape, c.plural))
+
+
+@dataclass
+class Pipeline:
+    """Capture → head selection → layout → refinement → guided sampling on a testbed session."""
+
+    session: TestbedSession
+    preset: str
+    overrides: dict
+
+    def __post_init__(self):
+        self.wan, config, self.grid_module, self.heads, self.layout, self.refine, self.targets = pack()
+        self.config = config.preset(self.preset, reference_layer=CAPTURE_BLOCK, **self.overrides)
+        self.tokenizer = TestbedTokenizer()
+
+    def conditioning(self, prompt: str):
+        return self.session.conditioning(prompt), self.session.conditioning(self.session.settings.negative_prompt)
+
+    def capture(self, prompt: str, seed: int, cfg: float):
+        """(targets, capture) of the prompt's pre-generation."""
+        targets = self.targets.build_targets(prompt, self.tokenizer)
+        settings = self.session.settings
+        positive, negative = self.conditioning(prompt)
+        latent = {"samples": torch.zeros(1, 3, settings.frames, SIZE, SIZE)}
+        step = self.config.capture_step_for(settings.steps)
+        capture = self.wan.capture_attention(self.session.model, seed, settings.steps, cfg, settings.sampler,
+                                             settings.scheduler, positive, negative, latent, targets.token_indices,
+                                             CAPTURE_BLOCK, step, self.config, "testbed")
+        return targets, capture
+
+    def countable_layout(self, capture, targets, config=None):
+        config = config or self.config
+        return self.layout.build_countable_layout(self.heads.select_heads(capture, config), config, targets.counts)
+
+    def guided_video(self, prompt: str, seed: int, cfg: float, layout, targets) -> torch.Tensor:
+        settings = self.session.settings
+        model, _, _ = self.wan.guided_model(self.session.model, layout, targets.token_indices, self.config,
+                                            settings.steps, 0, 1.0, "testbed")
+        return self.session.sample(prompt, [seed], cfg, model=model)[0]
+
+    def run(self, prompt: str, seed: int, cfg: float) -> torch.Tensor:
+        targets, capture = self.capture(prompt, seed, cfg)
+        layout = self.countable_layout(capture, targets)
+        refined = self.refine.refine_layout(layout, targets.counts, self.config).layout
+        return self.guided_video(prompt, seed, cfg, refined, targets)
+
+
+def numina_arm(preset: str, **overrides):
+    def factory(session: TestbedSession) -> Arm:
+        return Pipeline(session, preset, overrides).run
+
+    return factory
+
+
+register_arm("numina_reference", numina_arm("reference"))
+register_arm("numina_improved", numina_arm("improved"))
+
+
+def instance_labels(video: torch.Tensor, category: int) -> np.ndarray:
+    """int [F, H/2, W/2] token-grid labels of the category's objects in a video (8-connected components of
+    its pixels, ≥ 4 px, a token set when any of its 2×2 pixels is)."""
+    classes = sc.classify_pixels(video.float().cpu().numpy())
+    labels = np.zeros((classes.shape[0], SIZE // PATCH, SIZE // PATCH), dtype=np.int32)
+    for f, frame in enumerate(classes):
+        components, count = ndimage.label(frame == category, structure=np.ones((3, 3), bool))
+        sizes = np.bincount(components.ravel(), minlength=count + 1)
+        components[sizes[components] < sc.MIN_COMPONENT_AREA_PX] = 0
+        pooled = components.reshape(SIZE // PATCH, PATCH, SIZE // PATCH, PATCH).max(axis=(1, 3))
+        present = np.unique(pooled[pooled > 0])
+        renumber = np.zeros(count + 1, dtype=np.int32)
+        renumber[present] = np.arange(1, len(present) + 1)
+        labels[f] = renumber[pooled]
+    return labels
+
+
+def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
+                     variants: dict[str, dict]) -> dict[str, float]:
+    """Fraction of (prompt, noun, frame) where a variant's layout at the capture point counts what the
+    finished plain video shows (same seed). Variants are preset name + overrides; one capture per prompt."""
+    pipeline = Pipeline(session, "reference", {})
+    config_module = pack()[1]
+    configs = {name: config_module.preset(spec.get("preset", "reference"), reference_layer=CAPTURE_BLOCK,
+                                          **{k: v for k, v in spec.items() if k != "preset"})
+               for name, spec in variants.items()}
+    hits = {name: [] for name in variants}
+    for i, prompt in enumerate(prompts):
+        prompt_seed = seed + 1000 * i
+        targets, capture = pipeline.capture(prompt, prompt_seed, cfg)
+        truth = sc.count_objects(session.sample(prompt, [prompt_seed], cfg)[0])
+        for name, config in configs.items():
+            layout = pipeline.countable_layout(capture, targets, config)
+            for noun in targets.counts:
+                hits[name] += (layout.counts(noun) == truth[:, category_of(noun)]).tolist()
+    return {name: float(np.mean(values)) for name, values in hits.items()}
+
+
+def mechanism_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float) -> dict[str, float]:
+    """On plain videos: mark one object of the first noun removed (its tokens, every frame), or add one copy of
+    the smallest object where the refinement would put it, guide from the same noise, and count again.
+    Returns how often the count moved by exactly one in the intended direction (frame-median counts)."""
+    pipeline = Pipeline(session, "reference", {})
+    grid_module = pipeline.grid_module
+    grid = grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
+    outcomes = {"removed": [], "added": []}
+    for i, prompt in enumerate(prompts):
+        prompt_seed = seed + 1000 * i
+        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer)
+        noun = next(iter(targets.counts))
+        category = category_of(noun)
+        plain = session.sample(prompt, [prompt_seed], cfg)[0]
+        labels = instance_labels(plain, category)
+        before = int(np.median(sc.count_objects(plain)[:, category]))
+        counts = [len(np.unique(f[f > 0])) for f in labels]
+        if min(counts) >= 1:  # removal: the object nearest the first frame's first object, in every frame
+            removal = labels.copy()
+            anchor = np.argwhere(labels[0] == 1).mean(axis=0)
+            for f in range(grid.frames):
+                centres = {v: np.argwhere(labels[f] == v).mean(axis=0) for v in np.unique(labels[f][labels[f] > 0])}
+                nearest = min(centres, key=lambda v: np.sum((centres[v] - anchor) ** 2))
+                removal[f][labels[f] == nearest] = grid_module.REMOVED
+                anchor = centres[nearest]
+            layout = grid_module.Layout(grid, {noun: removal})
+            after = sc.count_objects(pipeline.guided_video(prompt, prompt_seed, cfg, layout, targets))[:, category]
+            outcomes["removed"].append(int(np.median(after)) == before - 1)
+        target = max(counts) + 1
+        added = pipeline.refine.refine_layout(grid_module.Layout(grid, {noun: labels}), {noun: target},
+                                              pipeline.config).layout
+        after = sc.count_objects(pipeline.guided_video(prompt, prompt_seed, cfg, added, targets))[:, category]
+        outcomes["added"].append(int(np.median(after)) == before + 1)
+    return {kind: float(np.mean(values)) if values else float("nan") for kind, values in outcomes.items()} | {
+        f"{kind}_n": len(values) for kind, values in outcomes.items()}
+
+
+def run_studies(args) -> dict:
+    """`python -m testbed study`: layout agreement of several layout variants and the mechanism checks,
+    on a tuning prompt set (a different prompt seed from the evaluation's)."""
+    from testbed.evaluate import SamplingSettings, load_prompts
+
+    settings = SamplingSettings(steps=args.steps, frames=args.frames)
+    session = TestbedSession.load(args.weights, settings)
+    prompts = load_prompts(args.prompts, args.prompt_seed, None)
+    variants = json.loads(args.variants)
+    report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps}
+    start = time.time()
+    report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
+    report["agreement_seconds"] = round(time.time() - start, 1)
+    print(json.dumps(report, indent=1), flush=True)
+    if args.mechanism:
+        start = time.time()
+        report["mechanism"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg)
+        report["mechanism_seconds"] = round(time.time() - start, 1)
+    print(json.dumps(report, indent=1), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return report
+
+
+DEFAULT_VARIANTS = json.dumps({
+    "reference": {},
+    "improved": {"preset": "improved"},
+})
+
+
+def add_study_arguments(parser) -> None:
+    from testbed.model import DEFAULT_WEIGHTS
+
+    parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
+    parser.add_argument("--prompts", type=int, default=60)
+    parser.add_argument("--prompt-seed", type=int, default=777, help="tuning prompts (evaluation uses 1234)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cfg", type=float, default=5.0)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=FRAMES)
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help='JSON {"name": {"preset": "improved", "<config field>": value, …}, …}')
+    parser.add_argument("--mechanism", type=int, default=0, help="prompts for the mechanism checks (0: skip)")
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--device")

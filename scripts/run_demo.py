@@ -145,18 +145,26 @@ def caption(label: str, counts: dict) -> str:
     return f"{label}: " + ", ".join(parts)
 
 
-def comparison_gif(path: Path, baseline: np.ndarray, numina: np.ndarray, lines: list[str], scale: int = 4,
-                   fps: float = 4.0) -> None:
-    """Side-by-side animated GIF: baseline | NUMINA, with caption lines above."""
+def frame_labels(label: str, counts: dict) -> list[str]:
+    """'NUMINA f2: 3 red discs, 2 blue squares' per frame."""
+    return [f"{label} f{f}: " + ", ".join(f"{c['per_frame'][f]} {noun}" for noun, c in counts["categories"].items())
+            for f in range(counts["frames"])]
+
+
+def comparison_gif(path: Path, baseline: np.ndarray, numina: np.ndarray, lines: list[str],
+                   labels: tuple[list[str], list[str]] | None = None, scale: int = 4, fps: float = 4.0) -> None:
+    """Side-by-side animated GIF: baseline | NUMINA, caption lines above, a per-frame label on each panel."""
     frames = []
     height, width = baseline.shape[1] * scale, baseline.shape[2] * scale
     gap, header = 8, 14 * len(lines) + 8
-    for left, right in zip(baseline, numina):
+    left_labels, right_labels = labels or ([""] * len(baseline), [""] * len(numina))
+    for left, right, left_label, right_label in zip(baseline, numina, left_labels, right_labels):
         canvas = Image.new("RGB", (2 * width + gap, height + header), "white")
-        for x, frame in ((0, left), (width + gap, right)):
+        draw = ImageDraw.Draw(canvas)
+        for x, frame, label in ((0, left, left_label), (width + gap, right, right_label)):
             image = Image.fromarray((np.clip(frame, 0, 1) * 255).astype(np.uint8)).resize((width, height), Image.NEAREST)
             canvas.paste(image, (x, header))
-        draw = ImageDraw.Draw(canvas)
+            draw.text((x + 4, header + height - 14), label, fill="white")
         for row, line in enumerate(lines):
             draw.text((4, 4 + 14 * row), line, fill="black")
         frames.append(canvas)
@@ -218,7 +226,8 @@ def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: fl
     wanted = ", ".join(f"{n} {noun}" for noun, n in result["requested"].items())
     comparison_gif(out / "comparison.gif", baseline, numina,
                    [f"prompt: {prompt} (seed {seed})", f"requested: {wanted}",
-                    caption("baseline", result["baseline"]) + "   |   " + caption("NUMINA", result["numina"])])
+                    caption("baseline", result["baseline"]) + "   |   " + caption("NUMINA", result["numina"])],
+                   (frame_labels("baseline", result["baseline"]), frame_labels("NUMINA", result["numina"])))
     (out / "counts.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

@@ -10,7 +10,7 @@ from ..numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
 from ..numina_core.head_selection import HeadSelection, select_heads
 from ..numina_core.layout import build_countable_layout
 from ..numina_core.preview import (heatmap_rgb, latent_to_video_frames, layout_from_masks, layout_preview,
-                                   layout_to_mask, pca_rgb, upscale_frames)
+                                   layout_to_mask, pca_rgb, upscale_frames, video_frame_count)
 from ..numina_core.refine import refine_layout
 from ..numina_core.targets import NuminaTargets, build_targets, parse_counts_override
 from ..numina_core.token_mapping import SentencePieceTokenizer
@@ -53,12 +53,16 @@ class NuminaNumeralParser(io.ComfyNode):
                                         "Nouns must be written as in the prompt."),
                 io.Combo.Input("occurrences", options=["first", "all"], default="first", optional=True,
                                tooltip="first: the noun's first mention only (reference). all: every mention."),
+                io.Combo.Input("token_scope", options=["noun", "phrase"], default="noun", optional=True,
+                               tooltip="noun: read and steer the noun's tokens only (reference). phrase: also the "
+                                       "words between the numeral and the noun (\"red\" in \"three red cars\")."),
             ],
             outputs=[NuminaTargetsType.Output(display_name="targets"), io.String.Output(display_name="summary")],
         )
 
     @classmethod
-    def execute(cls, prompt, clip=None, tokenizer=None, counts_override="", occurrences="first") -> io.NodeOutput:
+    def execute(cls, prompt, clip=None, tokenizer=None, counts_override="", occurrences="first",
+                token_scope="noun") -> io.NodeOutput:
         node = PARSER_NODE
         if clip is not None:
             tokenizer = clip_tokenizer(clip, node)
@@ -71,7 +75,7 @@ class NuminaNumeralParser(io.ComfyNode):
             except ValueError as error:
                 raise ValueError(f"{node}: input 'counts_override' {error}") from None
         try:
-            targets = build_targets(prompt, tokenizer, counts, occurrences)
+            targets = build_targets(prompt, tokenizer, counts, occurrences, token_scope)
         except ValueError as error:
             raise ValueError(f"{node}: {error} (input 'prompt' or 'counts_override')") from None
         summary = targets.summary()
@@ -105,7 +109,7 @@ class NuminaHeadSelector(io.ComfyNode):
         else:
             selection = select_heads(capture, config)
             notice = "heads per frame: " + ", ".join(str(h) for h in selection.sa_heads.tolist())
-        factor = capture.info.get("spatial_factor", 1)
+        factor = capture.info["spatial_factor"]
         pca = to_image(upscale_frames(pca_rgb(selection.sa_projection.numpy(), grid), factor))
         heat = [heatmap_rgb(m.numpy()) for m in selection.cross_maps.values()]
         cross = to_image(upscale_frames(tile_nouns(heat, grid), factor))
@@ -123,16 +127,21 @@ def tile_nouns(frames_per_noun: list[np.ndarray], grid: TokenGrid) -> np.ndarray
     return np.concatenate(parts[:-1], axis=2)
 
 
-def layout_outputs(cls, layout: Layout, factor: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+def layout_outputs(layout: Layout) -> tuple[torch.Tensor, torch.Tensor, str]:
     """(colour preview IMAGE aligned to video frames, instance MASK of all nouns, per-noun counts text)."""
-    preview = tile_nouns([layout_preview(layout.labels[n], factor) for n in layout.nouns],
-                         TokenGrid(layout.grid.frames, layout.grid.height * factor, layout.grid.width * factor))
-    image = to_image(latent_to_video_frames(preview))
+    factor, stride = layout.spatial_factor, layout.temporal_stride
+    grid = TokenGrid(layout.grid.frames, layout.grid.height * factor, layout.grid.width * factor)
+    image = to_image(tile_nouns([layout_preview(layout.labels[n], factor, stride) for n in layout.nouns],
+                                TokenGrid(video_frame_count(grid.frames, stride), grid.height, grid.width)))
+    return image, video_mask(layout, lambda labels: labels > 0), layout.summary()
+
+
+def video_mask(layout: Layout, select) -> torch.Tensor:
+    """MASK at pixel size, one frame per video frame: the union over nouns of select(labels)."""
     mask = np.zeros(layout.grid.shape, dtype=np.float32)
     for labels in layout.labels.values():
-        mask = np.maximum(mask, layout_to_mask(labels))
-    mask = torch.from_numpy(latent_to_video_frames(upscale_frames(mask, factor)))
-    return image, mask, layout.summary()
+        mask = np.maximum(mask, select(labels))
+    return torch.from_numpy(latent_to_video_frames(upscale_frames(mask, layout.spatial_factor), layout.temporal_stride))
 
 
 class NuminaCountableLayout(io.ComfyNode):
@@ -159,8 +168,10 @@ class NuminaCountableLayout(io.ComfyNode):
                 overrides=None) -> io.NodeOutput:
         config = build_config(LAYOUT_NODE, preset, overrides)
         layout = build_countable_layout(heads, config, targets.counts)
-        image, mask, counts = layout_outputs(cls, layout, capture.info.get("spatial_factor", 1))
-        return io.NodeOutput(layout, image, mask, counts, ui={**preview_images(cls, image[:: 4]), "text": (counts,)})
+        layout.spatial_factor, layout.temporal_stride = capture.info["spatial_factor"], capture.info["temporal_stride"]
+        image, mask, counts = layout_outputs(layout)
+        return io.NodeOutput(layout, image, mask, counts,
+                             ui={**preview_images(cls, image[:: layout.temporal_stride]), "text": (counts,)})
 
 
 class NuminaLayoutRefiner(io.ComfyNode):
@@ -174,8 +185,6 @@ class NuminaLayoutRefiner(io.ComfyNode):
                         "extra ones, adds copies of the smallest (or a disc) where they cost least.",
             inputs=[NuminaLayoutType.Input("layout", tooltip="From Countable Layout, or an artist-edited one (Mask to Layout)."),
                     NuminaTargetsType.Input("targets", tooltip="The requested counts."),
-                    io.Int.Input("spatial_factor", default=16, min=1, max=64,
-                                 tooltip="Pixels per token side for the previews (16: Wan2.1 / A14B, 32: Wan2.2 5B)."),
                     preset_input(), overrides_input()],
             outputs=[NuminaLayoutType.Output(display_name="layout"),
                      io.Image.Output(display_name="preview", tooltip="Added instances are outlined white, removed ones grey."),
@@ -184,7 +193,7 @@ class NuminaLayoutRefiner(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, layout: Layout, targets: NuminaTargets, spatial_factor, preset, overrides=None) -> io.NodeOutput:
+    def execute(cls, layout: Layout, targets: NuminaTargets, preset, overrides=None) -> io.NodeOutput:
         node = REFINER_NODE
         config = build_config(node, preset, overrides)
         unknown = [noun for noun in targets.counts if noun not in layout.labels]
@@ -195,20 +204,15 @@ class NuminaLayoutRefiner(io.ComfyNode):
         except ValueError as error:
             raise ValueError(f"{node}: {error} (input 'targets')") from None
         refined = result.layout
-        image, _, summary = layout_outputs(cls, refined, spatial_factor)
-        added = np.zeros(refined.grid.shape, dtype=np.float32)
-        removed = np.zeros(refined.grid.shape, dtype=np.float32)
-        for labels in refined.labels.values():
-            added = np.maximum(added, labels >= FIRST_ADDED)
-            removed = np.maximum(removed, labels == REMOVED)
-        as_mask = lambda m: torch.from_numpy(latent_to_video_frames(upscale_frames(m, spatial_factor)))
+        image, _, summary = layout_outputs(refined)
         if result.shortfall:
             summary += "\nno room to reach the target in frames: " + "; ".join(
                 f"{noun} {frames}" for noun, frames in result.shortfall.items())
         if not result.needs_guidance:
             summary += "\nnothing to correct: the guided sampler will equal KSampler"
-        return io.NodeOutput(refined, image, as_mask(added), as_mask(removed), summary,
-                             ui={**preview_images(cls, image[::4]), "text": (summary,)})
+        return io.NodeOutput(refined, image, video_mask(refined, lambda labels: labels >= FIRST_ADDED),
+                             video_mask(refined, lambda labels: labels == REMOVED), summary,
+                             ui={**preview_images(cls, image[:: refined.temporal_stride]), "text": (summary,)})
 
 
 class NuminaLayoutToMask(io.ComfyNode):
@@ -222,23 +226,22 @@ class NuminaLayoutToMask(io.ComfyNode):
                         "for editing in ComfyUI's Mask Editor.",
             inputs=[NuminaLayoutType.Input("layout", tooltip="Any NUMINA layout."),
                     io.String.Input("noun", default="", tooltip="The noun to export, as written in the prompt (empty: the first)."),
-                    io.Int.Input("spatial_factor", default=16, min=1, max=64,
-                                 tooltip="Pixels per token side (16: Wan2.1 / A14B, 32: Wan2.2 5B)."),
                     io.Boolean.Input("video_frames", default=True,
-                                     tooltip="One frame per video frame (1 + 4·(F−1)); off: one per latent frame.")],
+                                     tooltip="One frame per video frame (Wan: 1 + 4·(F−1)); off: one per latent frame.")],
             outputs=[io.Mask.Output(display_name="mask"), io.Image.Output(display_name="image")],
         )
 
     @classmethod
-    def execute(cls, layout: Layout, noun, spatial_factor, video_frames) -> io.NodeOutput:
+    def execute(cls, layout: Layout, noun, video_frames) -> io.NodeOutput:
         noun = noun.strip() or layout.nouns[0]
         if noun not in layout.labels:
             raise ValueError(f"{TO_MASK_NODE}: input 'noun' is {noun!r}; the layout has {layout.nouns}")
         labels = layout.labels[noun]
-        mask = upscale_frames(layout_to_mask(labels), spatial_factor)
-        image = layout_preview(labels, spatial_factor)
+        mask = upscale_frames(layout_to_mask(labels), layout.spatial_factor)
+        image = layout_preview(labels, layout.spatial_factor)
         if video_frames:
-            mask, image = latent_to_video_frames(mask), latent_to_video_frames(image)
+            mask = latent_to_video_frames(mask, layout.temporal_stride)
+            image = latent_to_video_frames(image, layout.temporal_stride)
         return io.NodeOutput(torch.from_numpy(mask), to_image(image))
 
 

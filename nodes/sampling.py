@@ -89,6 +89,7 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
         if targets.is_empty:
             log.warning("%s: no counted nouns; nothing captured (guidance will pass through).", node)
             empty = AttentionCapture(grid, torch.zeros(grid.frames, 0, grid.tokens_per_frame, 3), {}, step, capture_block)
+            empty.info["spatial_factor"], empty.info["temporal_stride"] = wan.video_geometry(model)
             return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)},
                                  ui=ui.PreviewText("no counted nouns: nothing captured"))
         x0 = {}

@@ -43,11 +43,15 @@ class Layout:
 
     Labels: 0 background, 1–99 instances found in the pre-generation, −1 instances to remove,
     ≥ 100 instances to add. `targets` are the requested counts the layout is (or will be) refined to.
+    `spatial_factor` (pixels per token side) and `temporal_stride` (video frames per latent frame after
+    the first) place the layout on the video for previews and masks.
     """
 
     grid: TokenGrid
     labels: dict[str, np.ndarray]
     targets: dict[str, int] = field(default_factory=dict)
+    spatial_factor: int = 1
+    temporal_stride: int = 1
 
     def __post_init__(self) -> None:
         for noun, array in self.labels.items():
@@ -63,7 +67,8 @@ class Layout:
         return np.array([len(instance_labels(frame)) for frame in self.labels[noun]], dtype=np.int64)
 
     def copy(self) -> "Layout":
-        return Layout(self.grid, {n: a.copy() for n, a in self.labels.items()}, dict(self.targets))
+        return Layout(self.grid, {n: a.copy() for n, a in self.labels.items()}, dict(self.targets),
+                      self.spatial_factor, self.temporal_stride)
 
     def summary(self) -> str:
         """One line per noun: counts per frame, and the target where one is set."""

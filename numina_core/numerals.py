@@ -496,6 +496,27 @@ def parse_counts(prompt: str, backend: Backend = "auto") -> dict[str, int]:
     return extract_counts(prompt_words(prompt, backend))
 
 
+_QUANTITY_WORDS = set(NUMBER_WORDS) | _ARTICLES | _SINGLE_WORDS | {"of"}
+
+
+def modifier_phrase(prompt: str, noun: str) -> str:
+    """The noun with the modifiers written between its numeral and it, as in the prompt: "red racing cars"
+    in "three red racing cars", "hot air-balloons" in "three hot air-balloons". Just the noun when nothing
+    stands between, or when the noun is not found as a whole word."""
+    match = re.search(rf"(?<!\w){re.escape(noun)}(?!\w)", prompt)
+    if match is None:
+        return noun
+    before = prompt[: match.start()]
+    words = list(re.finditer(r"[\w'-]+|[^\w\s]", before))
+    start = match.start()
+    for word in reversed(words):
+        text = word.group().lower()
+        if text in _QUANTITY_WORDS or text.isdigit() or not word.group()[0].isalnum() or text in _COORDINATORS:
+            break
+        start = word.start()
+    return prompt[start : match.end()]
+
+
 def format_counts(counts: dict[str, int]) -> str:
     """The counts as JSON-like text, the form the reference CLI takes: {"cats": 3, "dogs": 2}."""
     return "{" + ", ".join(f'"{noun}": {count}' for noun, count in counts.items()) + "}"

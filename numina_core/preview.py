@@ -67,8 +67,9 @@ def video_to_latent_frames(frames: np.ndarray, temporal_stride: int = 4) -> np.n
     return frames[np.r_[0, np.arange(1, len(frames), temporal_stride)]]
 
 
-def layout_preview(labels: np.ndarray, spatial_factor: int = 1, video_frames: bool = False) -> np.ndarray:
-    """Colour-coded preview [frames, H·s, W·s, 3] of one noun's layout, added instances outlined."""
+def layout_preview(labels: np.ndarray, spatial_factor: int = 1, temporal_stride: int | None = None) -> np.ndarray:
+    """Colour-coded preview [frames, H·s, W·s, 3] of one noun's layout, added instances outlined; one frame
+    per latent frame, or per video frame when `temporal_stride` is given."""
     rgb = layout_frames_rgb(labels)
     outline = added_outline(labels)
     rgb = upscale_frames(rgb, spatial_factor)
@@ -79,7 +80,7 @@ def layout_preview(labels: np.ndarray, spatial_factor: int = 1, video_frames: bo
         outline = np.stack([cv2.morphologyEx(a.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
                             for a in added]) & added
     rgb[outline] = OUTLINE_COLOUR
-    return latent_to_video_frames(rgb) if video_frames else rgb
+    return rgb if temporal_stride is None else latent_to_video_frames(rgb, temporal_stride)
 
 
 def heatmap_rgb(maps: np.ndarray) -> np.ndarray:
@@ -104,20 +105,21 @@ def layout_to_mask(labels: np.ndarray) -> np.ndarray:
     return (labels > 0).astype(np.float32)
 
 
-def mask_to_token_grid(mask: np.ndarray, grid: TokenGrid) -> np.ndarray:
+def mask_to_token_grid(mask: np.ndarray, grid: TokenGrid, temporal_stride: int = 4) -> np.ndarray:
     """A mask at token or pixel size (latent or video frame count) → bool [F, H, W] on the token grid.
 
     Pixel-size masks are area-averaged to tokens (a token is set when at least half of it is);
     video-length masks keep the first video frame of every latent frame."""
     if mask.ndim != 3:
         raise ValueError(f"a mask must be [frames, height, width], got shape {tuple(mask.shape)}")
-    if mask.shape[0] == video_frame_count(grid.frames) and mask.shape[0] != grid.frames:
-        mask = video_to_latent_frames(mask)
+    video_frames = video_frame_count(grid.frames, temporal_stride)
+    if mask.shape[0] == video_frames and mask.shape[0] != grid.frames:
+        mask = video_to_latent_frames(mask, temporal_stride)
     if mask.shape[0] == 1 and grid.frames > 1:
         mask = np.repeat(mask, grid.frames, axis=0)
     if mask.shape[0] != grid.frames:
         raise ValueError(f"mask has {mask.shape[0]} frames; the layout needs {grid.frames} latent frames, "
-                         f"{video_frame_count(grid.frames)} video frames, or 1 frame for all")
+                         f"{video_frames} video frames, or 1 frame for all")
     height, width = mask.shape[1:]
     if (height, width) != (grid.height, grid.width):
         if height % grid.height or width % grid.width or height // grid.height != width // grid.width:
@@ -169,14 +171,19 @@ def edited_layout(mask: np.ndarray, base: np.ndarray) -> np.ndarray:
     return labels
 
 
-def layout_from_masks(masks: dict[str, np.ndarray], grid: TokenGrid, base: Layout | None = None) -> Layout:
-    """A layout from one mask per noun (token or pixel size); with `base`, read as an edit of it."""
+def layout_from_masks(masks: dict[str, np.ndarray], grid: TokenGrid, base: Layout | None = None,
+                      temporal_stride: int = 4) -> Layout:
+    """A layout from one mask per noun (token or pixel size); with `base`, read as an edit of it (and on
+    its frame stride and pixel scale)."""
+    if base is not None:
+        temporal_stride = base.temporal_stride
     labels = {}
     for noun, mask in masks.items():
-        on_grid = mask_to_token_grid(np.asarray(mask), grid)
+        on_grid = mask_to_token_grid(np.asarray(mask), grid, temporal_stride)
         if base is not None and noun in base.labels:
             labels[noun] = edited_layout(on_grid, base.labels[noun])
         else:
             labels[noun] = mask_to_instances(on_grid)
-    targets = dict(base.targets) if base is not None else {}
-    return Layout(grid, labels, targets)
+    if base is None:
+        return Layout(grid, labels, {}, 1, temporal_stride)
+    return Layout(grid, labels, dict(base.targets), base.spatial_factor, base.temporal_stride)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Literal
 
-from .numerals import parse_counts
-from .token_mapping import Occurrences, PromptTokenizer, map_nouns_to_tokens
+from .numerals import modifier_phrase, parse_counts
+from .token_mapping import Occurrences, PromptTokenizer, map_nouns_to_tokens, noun_token_indices
 
 
 @dataclass
@@ -41,10 +42,15 @@ def parse_counts_override(text: str) -> dict[str, int]:
     return value
 
 
+TokenScope = Literal["noun", "phrase"]
+
+
 def build_targets(prompt: str, tokenizer: PromptTokenizer, counts: dict[str, int] | None = None,
-                  occurrences: Occurrences = "first") -> NuminaTargets:
+                  occurrences: Occurrences = "first", token_scope: TokenScope = "noun") -> NuminaTargets:
     """Targets of `prompt`: the given counts, or those parsed from its numerals, with token columns.
 
+    token_scope "noun" takes the noun's tokens only (the reference); "phrase" adds the modifiers written
+    between the numeral and the noun ("red" in "three red discs"), which carry what the object looks like.
     Raises ValueError naming the noun when a count is below 1 or a noun is not in the prompt."""
     notices = []
     if counts is None:
@@ -56,4 +62,12 @@ def build_targets(prompt: str, tokenizer: PromptTokenizer, counts: dict[str, int
             raise ValueError(f"count of {noun!r} is {count}; NUMINA places at least 1 instance "
                              "(leave the noun out of the counts, or write it out of the prompt)")
     token_indices = map_nouns_to_tokens(prompt, list(counts), tokenizer, occurrences)
+    if token_scope == "phrase":
+        for noun in counts:
+            phrase = modifier_phrase(prompt, noun)
+            if phrase != noun:
+                token_indices[noun] = sorted(set(token_indices[noun]) | set(
+                    noun_token_indices(prompt, phrase, tokenizer, occurrences)))
+    elif token_scope != "noun":
+        raise ValueError(f"token_scope must be 'noun' or 'phrase', not {token_scope!r}")
     return NuminaTargets(prompt, dict(counts), token_indices, notices)

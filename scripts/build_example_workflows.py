@@ -69,14 +69,14 @@ def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
     return name, f"{repo}/{folder}/{name}", folder
 
 
-def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, spatial_factor: int,
+def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, capture_block: int,
                  steps: int, cfg: float, sampler: str) -> list[Node]:
     """Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s), with previews.
     `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler."""
     common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
     nodes = [
         Node("parser", "NuminaNumeralParser", 4, links={"prompt": ("prompt", 0), "clip": ("clip", 0)}),
-        Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets={**common, "capture_block": 15, "capture_step": -1},
+        Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets={**common, "capture_block": capture_block, "capture_step": -1},
              links={"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0),
                     "negative": ("negative", 0), "latent_image": (latent, 0), "targets": ("parser", 0)}),
         Node("heads", "NuminaHeadSelector", 6, links={"capture": ("capture", 0)}),
@@ -89,7 +89,7 @@ def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str
         Node("layout", "NuminaCountableLayout", 8,
              links={"heads": ("heads", 0), "targets": ("parser", 0), "capture": ("capture", 0)}),
         Node("layout_preview", "PreviewImage", 9, title="Countable layout", links={"images": ("layout", 1)}),
-        Node("refiner", "NuminaLayoutRefiner", 9, widgets={"spatial_factor": spatial_factor},
+        Node("refiner", "NuminaLayoutRefiner", 9,
              links={"layout": ("layout", 0), "targets": ("parser", 0)}),
         Node("refined_preview", "PreviewImage", 10, title="Refined layout (added: white outline)",
              links={"images": ("refiner", 1)}),
@@ -146,7 +146,7 @@ def how_to_note(title: str, models: list[tuple[str, str, str]]) -> Node:
     return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines))
 
 
-def wan21_graph(name: str, title: str, unet: str, width: int, height: int, length: int) -> Graph:
+def wan21_graph(name: str, title: str, unet: str, width: int, height: int, length: int, capture_block: int) -> Graph:
     unet_file = model_file("diffusion_models", WAN21_REPO, unet)
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     vae_file = model_file("vae", WAN21_REPO, "wan_2.1_vae.safetensors")
@@ -161,7 +161,7 @@ def wan21_graph(name: str, title: str, unet: str, width: int, height: int, lengt
         Node("latent", "EmptyHunyuanLatentVideo", 3,
              widgets={"width": width, "height": height, "length": length, "batch_size": 1}),
         *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
-                      spatial_factor=16, steps=steps, cfg=cfg, sampler=sampler),
+                      capture_block=capture_block, steps=steps, cfg=cfg, sampler=sampler),
         Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
              widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
              links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
@@ -200,7 +200,7 @@ def wan22_5b_graph() -> Graph:
         Node("latent", "Wan22ImageToVideoLatent", 3, title="Video latent (no start image: text to video)",
              widgets={"width": 1280, "height": 704, "length": 121, "batch_size": 1}, links={"vae": ("vae", 0)}),
         *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
-                      spatial_factor=32, steps=steps, cfg=cfg, sampler=sampler),
+                      capture_block=15, steps=steps, cfg=cfg, sampler=sampler),
         Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
              widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
              links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
@@ -237,7 +237,7 @@ def wan22_a14b_graph() -> Graph:
         Node("latent", "EmptyHunyuanLatentVideo", 3, widgets={"width": 1280, "height": 720, "length": 81, "batch_size": 1}),
         *numina_chain(model="model", guided=[("model", {"strength": 1.0, **high_stage}, "latent"),
                                              ("model_low", {"strength": 1.0, **low_stage}, "guided")],
-                      latent="latent", spatial_factor=16, steps=steps, cfg=cfg, sampler=sampler),
+                      latent="latent", capture_block=20, steps=steps, cfg=cfg, sampler=sampler),
         Node("baseline", "KSamplerAdvanced", 5, title="Baseline high noise (same seed)",
              widgets={**baseline_common, "add_noise": "enable", "start_at_step": 0, "end_at_step": switch,
                       "return_with_leftover_noise": "enable"},
@@ -256,8 +256,8 @@ def wan22_a14b_graph() -> Graph:
 
 def graphs() -> list[Graph]:
     return [
-        wan21_graph("numina_wan21_t2v_1.3b", "NUMINA · Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81),
-        wan21_graph("numina_wan21_t2v_14b", "NUMINA · Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81),
+        wan21_graph("numina_wan21_t2v_1.3b", "NUMINA · Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81, 15),
+        wan21_graph("numina_wan21_t2v_14b", "NUMINA · Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81, 20),
         wan22_5b_graph(),
         wan22_a14b_graph(),
     ]

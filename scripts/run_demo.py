@@ -40,7 +40,6 @@ TESTBED_ENCODE = "NuminaTestbedTextEncode"
 TESTBED_EMPTY = "NuminaTestbedEmptyVideo"
 TESTBED_DECODE = "NuminaTestbedDecode"
 TESTBED_NODES = [TESTBED_LOADER, TESTBED_ENCODE, TESTBED_EMPTY, TESTBED_DECODE]
-SPATIAL_FACTOR = 2  # pixel-space latent, (1, 2, 2) patches: 2 pixels per token side
 VIDEO_FRAMES = 5
 
 # Node ids inside the API graph (ComfyUI takes any string).
@@ -92,8 +91,7 @@ def pipeline_graph(object_info: dict, prompt: str = DEFAULT_PROMPT, seed: int = 
         "heads": node("NuminaHeadSelector", {"capture": ["capture", 0], "preset": preset}),
         LAYOUT: node("NuminaCountableLayout", {"heads": ["heads", 0], "targets": ["parser", 0],
                                                "capture": ["capture", 0], "preset": preset}),
-        "refiner": node("NuminaLayoutRefiner", {"layout": [LAYOUT, 0], "targets": ["parser", 0],
-                                                "spatial_factor": SPATIAL_FACTOR, "preset": preset}),
+        "refiner": node("NuminaLayoutRefiner", {"layout": [LAYOUT, 0], "targets": ["parser", 0], "preset": preset}),
         "guided": node("NuminaLayoutGuidedSampler", {**sampling, "layout": ["refiner", 0], "targets": ["parser", 0],
                                                      "strength": strength, "denoise": 1.0, "preset": preset}),
         "numina_decode": node(TESTBED_DECODE, {"samples": ["guided", 0]}),

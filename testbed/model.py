@@ -63,6 +63,8 @@ class PixelRGB(comfy.latent_formats.LatentFormat):
 
     latent_channels = CHANNELS
     latent_dimensions = 3
+    spacial_downscale_ratio = 1  # the names newer ComfyUI gives a latent format's strides
+    temporal_downscale_ratio = 1
     latent_rgb_factors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     latent_rgb_factors_bias = [0.0, 0.0, 0.0]
 

@@ -56,6 +56,7 @@ class Pipeline:
     session: TestbedSession
     preset: str
     overrides: dict
+    token_scope: str = "noun"
 
     def __post_init__(self):
         self.wan, config, self.grid_module, self.heads, self.layout, self.refine, self.targets = pack()
@@ -67,7 +68,7 @@ class Pipeline:
 
     def capture(self, prompt: str, seed: int, cfg: float):
         """(targets, capture) of the prompt's pre-generation."""
-        targets = self.targets.build_targets(prompt, self.tokenizer)
+        targets = self.targets.build_targets(prompt, self.tokenizer, token_scope=self.token_scope)
         settings = self.session.settings
         positive, negative = self.conditioning(prompt)
         latent = {"samples": torch.zeros(1, 3, settings.frames, SIZE, SIZE)}
@@ -94,15 +95,17 @@ class Pipeline:
         return self.guided_video(prompt, seed, cfg, refined, targets)
 
 
-def numina_arm(preset: str, **overrides):
+def numina_arm(preset: str, token_scope: str = "noun", **overrides):
     def factory(session: TestbedSession) -> Arm:
-        return Pipeline(session, preset, overrides).run
+        return Pipeline(session, preset, overrides, token_scope).run
 
     return factory
 
 
 register_arm("numina_reference", numina_arm("reference"))
 register_arm("numina_improved", numina_arm("improved"))
+register_arm("numina_reference_phrase", numina_arm("reference", "phrase"))
+register_arm("numina_improved_phrase", numina_arm("improved", "phrase"))
 
 
 def instance_labels(video: torch.Tensor, category: int) -> np.ndarray:
@@ -143,17 +146,18 @@ def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg
     return {name: float(np.mean(values)) for name, values in hits.items()}
 
 
-def mechanism_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float) -> dict[str, float]:
+def mechanism_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
+                     token_scope: str = "noun") -> dict[str, float]:
     """On plain videos: mark one object of the first noun removed (its tokens, every frame), or add one copy of
     the smallest object where the refinement would put it, guide from the same noise, and count again.
     Returns how often the count moved by exactly one in the intended direction (frame-median counts)."""
-    pipeline = Pipeline(session, "reference", {})
+    pipeline = Pipeline(session, "reference", {}, token_scope)
     grid_module = pipeline.grid_module
     grid = grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
     outcomes = {"removed": [], "added": []}
     for i, prompt in enumerate(prompts):
         prompt_seed = seed + 1000 * i
-        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer)
+        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer, token_scope=token_scope)
         noun = next(iter(targets.counts))
         category = category_of(noun)
         plain = session.sample(prompt, [prompt_seed], cfg)[0]
@@ -191,14 +195,15 @@ def run_studies(args) -> dict:
     variants = json.loads(args.variants)
     report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps}
     start = time.time()
-    report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
-    report["agreement_seconds"] = round(time.time() - start, 1)
-    print(json.dumps(report, indent=1), flush=True)
-    if args.mechanism:
+    if variants:
+        report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
+        report["agreement_seconds"] = round(time.time() - start, 1)
+        print(json.dumps(report, indent=1), flush=True)
+    for scope in (args.token_scope or ["noun"]) if args.mechanism else []:
         start = time.time()
-        report["mechanism"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg)
-        report["mechanism_seconds"] = round(time.time() - start, 1)
-    print(json.dumps(report, indent=1), flush=True)
+        report[f"mechanism_{scope}"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg, scope)
+        report[f"mechanism_{scope}_seconds"] = round(time.time() - start, 1)
+        print(json.dumps(report, indent=1), flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     return report
@@ -223,5 +228,7 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help='JSON {"name": {"preset": "improved", "<config field>": value, …}, …}')
     parser.add_argument("--mechanism", type=int, default=0, help="prompts for the mechanism checks (0: skip)")
+    parser.add_argument("--token-scope", action="append", choices=["noun", "phrase"],
+                        help="token scope of the mechanism checks, repeatable (default: noun)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device")

@@ -61,12 +61,14 @@ def token_grid(model, latent: torch.Tensor, node: str) -> TokenGrid:
     return TokenGrid(math.ceil(frames / pt), math.ceil(height / ph), math.ceil(width / pw))
 
 
-def spatial_factor(model) -> int:
-    """Pixels per token side: VAE stride × patch (16 for Wan2.1/A14B, 32 for Wan2.2 5B)."""
+def video_geometry(model) -> tuple[int, int]:
+    """(pixels per token side, video frames per latent frame after the first): VAE stride × patch.
+    Wan2.1 / A14B: (16, 4); Wan2.2 5B: (32, 4); a latent format may state its own strides."""
     diffusion_model = model.get_model_object("diffusion_model")
     latent_format = model.get_model_object("latent_format")
-    vae_stride = 16 if getattr(latent_format, "latent_channels", 16) == 48 else 8
-    return vae_stride * diffusion_model.patch_size[1]
+    spatial = getattr(latent_format, "spacial_downscale_ratio", 16 if latent_format.latent_channels == 48 else 8)
+    temporal = getattr(latent_format, "temporal_downscale_ratio", 4)
+    return spatial * diffusion_model.patch_size[1], temporal * diffusion_model.patch_size[0]
 
 
 def text_call_index(diffusion_model: comfy.ldm.wan.model.WanModel) -> int:
@@ -271,7 +273,7 @@ def capture_attention(model, seed: int, steps: int, cfg: float, sampler_name: st
     if hook.capture is None:
         raise RuntimeError(f"{node}: the capture step {step} was never evaluated on the positive prompt; "
                            "check that the sampler evaluates every step (not a cached or skipped one)")
-    hook.capture.info["spatial_factor"] = spatial_factor(model)
+    hook.capture.info["spatial_factor"], hook.capture.info["temporal_stride"] = video_geometry(model)
     return hook.capture
 
 

@@ -53,7 +53,7 @@ def run_chain(nodes, model, targets, family="wan2.1", cfg=5.0, strength=1.0):
     capture, _ = run_capture(nodes, model, targets, family, cfg)
     heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
     layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 16, "reference").args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args[0]
     positive, negative = conditioning()
     guided = sampling.NuminaLayoutGuidedSampler.execute(
         model, SEED, STEPS, cfg, "euler", "simple", positive, negative, empty_latent(family), refined, targets,
@@ -124,7 +124,8 @@ def test_captured_maps_equal_a_recomputation_from_the_blocks_q_and_k(nodes, mode
 @pytest.mark.parametrize("family", ["wan2.1", "wan2.2-5b"])
 def test_whole_chain_refines_to_the_targets_and_guides(nodes, models, targets, family):
     capture, refined, guided = run_chain(nodes, models[family], targets, family)
-    assert capture.info["spatial_factor"] == (32 if family == "wan2.2-5b" else 16)
+    assert (capture.info["spatial_factor"], capture.info["temporal_stride"]) == (32 if family == "wan2.2-5b" else 16, 4)
+    assert (refined.spatial_factor, refined.temporal_stride) == (capture.info["spatial_factor"], 4)
     for noun, count in targets.counts.items():
         assert refined.counts(noun).tolist() == [count] * refined.grid.frames
     plain = plain_ksampler(models[family], family)
@@ -324,7 +325,7 @@ def test_no_numeral_passes_through_with_a_notice(nodes, models):
     assert capture.heads == 0 and capture.cross_maps == {}
     heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
     layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 16, "reference").args
+    refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args
     assert refined.nouns == [] and "nothing to correct" in summary
     positive, negative = conditioning()
     guided = sampling.NuminaLayoutGuidedSampler.execute(
@@ -344,7 +345,7 @@ def test_wan22_5b_with_a_start_image_frame_uses_per_frame_timesteps(nodes, model
     capture, _ = run_capture(nodes, models["wan2.2-5b"], targets, "wan2.2-5b", latent=latent)
     heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
     layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, 32, "reference").args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args[0]
     positive, negative = conditioning()
     guided = sampling.NuminaLayoutGuidedSampler.execute(
         models["wan2.2-5b"], SEED, STEPS, 5.0, "euler", "simple", positive, negative, latent, refined, targets,

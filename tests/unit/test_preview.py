@@ -79,7 +79,7 @@ def test_preview_colours_instances_and_outlines_additions():
     labels[0, 1:3, 1:3] = 1
     labels[0, 4:8, 4:8] = FIRST_ADDED
     labels[0, 0, 7] = REMOVED
-    rgb = layout_preview(labels, spatial_factor=16, video_frames=False)
+    rgb = layout_preview(labels, spatial_factor=16)
     assert rgb.shape == (1, 128, 128, 3) and rgb.dtype == np.float32
     assert (rgb[0, 0:16, 0:16] == 0).all()                       # background black
     assert rgb[0, 20, 20].max() > 0.5                              # detected instance coloured

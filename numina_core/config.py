@@ -5,8 +5,9 @@ Two presets are defined:
 * ``reference`` reproduces the authors' released code (H-EmbodVis/NUMINA @ 18381ad): the numbers of the
   paper were produced with it. Defaults are those of method.md §9.
 * ``improved`` is the reference plus fixes measured in this project: MeanShift proposals are split into
-  connected components, so instances that share a colour in the rank-3 PCA are still counted apart, and
-  focus-mask components that no proposal covers become instances.
+  connected components, so instances that share a colour in the rank-3 PCA are still counted apart,
+  focus-mask components that no proposal covers become instances, and the focus threshold is 0.2 of the
+  peak (chosen on the testbed's tuning prompts: docs/measurements.md).
 * ``paper`` follows the paper's text where it differs from the code: the cross-attention map of each noun
   comes from the single head with the largest peak, and the focus threshold is 0.1 of the peak.
 
@@ -139,7 +140,8 @@ class NuminaConfig:
 PRESETS: dict[str, NuminaConfig] = {
     "reference": NuminaConfig(),
     "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
-    "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True),
+    "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True,
+                             cross_attn_peak_ratio=0.2),
 }
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
 

@@ -74,7 +74,9 @@ def main() -> None:
 
     if args.cpu:
         torch.cuda.synchronize = lambda: None
-    state = tiny_wan_state_dict("wan2.1", dim=args.dim, layers=args.layers, ffn=args.ffn)
+    # bf16, as the released checkpoints: float32 weights would make ComfyUI compute in float32.
+    state = {k: v.to(torch.bfloat16) for k, v in
+             tiny_wan_state_dict("wan2.1", dim=args.dim, layers=args.layers, ffn=args.ffn).items()}
     model = comfy.sd.load_diffusion_model_state_dict(state)
     del state
     latent = empty_latent("wan2.1", args.frames, args.height, args.width)["samples"]

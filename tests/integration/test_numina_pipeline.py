@@ -365,3 +365,20 @@ def test_fp8_weights_work(nodes, targets, comfyui):
     assert model.model.diffusion_model.blocks[0].self_attn.q.weight.dtype == torch.float8_e4m3fn
     capture, refined, guided = run_chain(nodes, model, targets)
     assert torch.isfinite(guided["samples"]).all() and capture.cross_maps["cats"].isfinite().all()
+
+
+def test_a_lora_patched_model_keeps_its_lora_under_numina(nodes, targets, comfyui):
+    import comfy.sd
+
+    base = load_tiny_wan("wan2.1", seed=11)
+    generator = torch.Generator().manual_seed(0)
+    lora = {"diffusion_model.blocks.0.self_attn.q.lora_A.weight": torch.randn(4, 256, generator=generator),
+            "diffusion_model.blocks.0.self_attn.q.lora_B.weight": torch.randn(256, 4, generator=generator)}
+    with_lora, _ = comfy.sd.load_lora_for_models(base, None, lora, 1.0, 0)
+    assert list(with_lora.patches) == ["diffusion_model.blocks.0.self_attn.q.weight"]
+    capture_plain, _ = run_capture(nodes, base, targets)
+    capture_lora, _ = run_capture(nodes, with_lora, targets)
+    assert not torch.allclose(capture_plain.projections, capture_lora.projections)  # the LoRA is in effect
+    _, _, guided = run_chain(nodes, with_lora, targets)
+    assert not torch.equal(guided["samples"], plain_ksampler(with_lora))
+    assert with_lora.patches and "patches_replace" not in with_lora.model_options.get("transformer_options", {})

@@ -155,9 +155,4 @@ def preset(name: str, **changes) -> NuminaConfig:
     return base.replace(**changes) if changes else base
 
 
-def config_fields() -> list[dataclasses.Field]:
-    """The configuration's fields, for nodes that expose them as widgets."""
-    return list(dataclasses.fields(NuminaConfig))
-
-
-__all__ = ["NuminaConfig", "PRESETS", "preset", "config_fields"]
+__all__ = ["NuminaConfig", "PRESETS", "preset"]

@@ -515,8 +515,3 @@ def modifier_phrase(prompt: str, noun: str) -> str:
             break
         start = word.start()
     return prompt[start : match.end()]
-
-
-def format_counts(counts: dict[str, int]) -> str:
-    """The counts as JSON-like text, the form the reference CLI takes: {"cats": 3, "dogs": 2}."""
-    return "{" + ", ".join(f'"{noun}": {count}' for noun, count in counts.items()) + "}"

@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from numina_core import numerals
-from numina_core.numerals import format_counts, parse_counts
+from numina_core.numerals import parse_counts
 
 SHARED_DIR = Path(__file__).resolve().parents[2].parent / "shared"
 DEV_SET = SHARED_DIR / "countbench-dev" / "countbench_dev.jsonl"
@@ -99,11 +98,6 @@ def test_spacy_model_is_loaded_once():
 def test_unknown_backend_is_rejected():
     with pytest.raises(ValueError, match="backend"):
         parse_counts("Two cats.", backend="regex")
-
-
-def test_format_counts():
-    assert format_counts({"cats": 3, "dogs": 2}) == '{"cats": 3, "dogs": 2}'
-    assert json.loads(format_counts(parse_counts("Two cats and a dog.", backend="rules"))) == {"cats": 2, "dog": 1}
 
 
 def _load_measure_script():

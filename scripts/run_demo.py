@@ -239,7 +239,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=8, help="sampling steps (each ~20 s at 5 frames on 2 CPU cores)")
     parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="video frames (the testbed was trained on 5)")
     parser.add_argument("--strength", type=float, default=1.0)
-    parser.add_argument("--preset", default="reference", choices=["reference", "paper", "improved"])
+    parser.add_argument("--preset", default="improved", choices=["reference", "paper", "improved"],
+                        help="improved: +12 CountAcc points over plain sampling on the testbed (docs/measurements.md)")
     parser.add_argument("--server-dir", type=Path, help="keep ComfyUI's base directory (log, outputs) here")
     args = parser.parse_args()
     args.out = args.folder or args.out

@@ -382,3 +382,30 @@ def test_a_lora_patched_model_keeps_its_lora_under_numina(nodes, targets, comfyu
     _, _, guided = run_chain(nodes, with_lora, targets)
     assert not torch.equal(guided["samples"], plain_ksampler(with_lora))
     assert with_lora.patches and "patches_replace" not in with_lora.model_options.get("transformer_options", {})
+
+
+def test_chained_guided_samplers_mirror_ksampler_advanced(nodes, models, targets, pack):
+    """Wan2.2 A14B's two experts: with strength 0 the two chained Layout-Guided Samplers equal ComfyUI's two
+    chained KSamplerAdvanced bit for bit; with guidance on, both experts change the result."""
+    import nodes as comfy_nodes
+
+    _, sampling, wan = nodes
+    high, low = models["wan2.1"], load_tiny_wan("wan2.1", seed=5)
+    grid = wan.token_grid(high, empty_latent("wan2.1")["samples"], "test")
+    layout = hand_layout(pack, grid)
+    positive, negative = conditioning()
+    advanced = comfy_nodes.KSamplerAdvanced()
+    first = advanced.sample(high, "enable", SEED, STEPS, 5.0, "euler", "simple", positive, negative,
+                            empty_latent("wan2.1"), 0, 5, "enable")[0]
+    expected = advanced.sample(low, "disable", SEED, STEPS, 5.0, "euler", "simple", positive, negative, first, 5,
+                               10000, "disable")[0]["samples"]
+
+    def chain(strength):
+        guided = sampling.NuminaLayoutGuidedSampler.execute
+        out = guided(high, SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), layout,
+                     targets, strength, 1.0, "reference", None, True, 0, 5, True).args[0]
+        return guided(low, SEED, STEPS, 5.0, "euler", "simple", positive, negative, out, layout, targets, strength,
+                      1.0, "reference", None, False, 5, 10000, False).args[0]["samples"]
+
+    assert torch.equal(chain(0.0), expected)
+    assert not torch.equal(chain(1.0), expected)

@@ -1,0 +1,40 @@
+"""The testbed's NUMINA arm and studies run the pack's real pipeline on the committed weights (CPU, one
+frame, few steps: checks of wiring and shapes, not of accuracy — that is measured on a GPU)."""
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(scope="module")
+def session(pack):
+    from testbed.evaluate import SamplingSettings, TestbedSession
+
+    return TestbedSession.load(settings=SamplingSettings(steps=4, frames=1))
+
+
+def test_numina_arm_builds_a_refined_layout_and_guides(session):
+    from testbed import numina_arms
+
+    pipeline = numina_arms.Pipeline(session, "improved", {})
+    prompt = "three red discs and two blue squares"
+    targets, capture = pipeline.capture(prompt, 3, 5.0)
+    assert targets.counts == {"discs": 3, "squares": 2}
+    assert capture.block == numina_arms.CAPTURE_BLOCK and capture.step == 2  # 40 % of 4 steps
+    assert (capture.info["spatial_factor"], capture.info["temporal_stride"]) == (2, 1)
+    layout = pipeline.countable_layout(capture, targets)
+    refined = pipeline.refine.refine_layout(layout, targets.counts, pipeline.config).layout
+    assert refined.counts("discs").tolist() == [3] and refined.counts("squares").tolist() == [2]
+    video = pipeline.run(prompt, 3, 5.0)
+    plain = session.sample(prompt, [3], 5.0)[0]
+    assert video.shape == plain.shape == (1, 64, 64, 3)
+    assert not torch.equal(video, plain)
+
+
+def test_agreement_and_mechanism_studies_report_fractions(session):
+    from testbed import numina_arms
+
+    agreement = numina_arms.layout_agreement(session, ["two red discs"], 0, 5.0,
+                                             {"reference": {}, "improved": {"preset": "improved"}})
+    assert set(agreement) == {"reference", "improved"} and all(0 <= v <= 1 for v in agreement.values())
+    checks = numina_arms.mechanism_checks(session, ["two red discs"], 0, 5.0)
+    assert checks["added_n"] == 1 and (np.isnan(checks["removed"]) or 0 <= checks["removed"] <= 1)

@@ -1,6 +1,8 @@
 """Socket types, preset/config widgets and preview helpers shared by the NUMINA nodes."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from comfy_api.latest import io, ui
@@ -31,8 +33,6 @@ def overrides_input() -> io.String.Input:
 
 def build_config(node: str, preset_name: str, overrides: str | None, **changes) -> NuminaConfig:
     """The preset with the node's widgets and the JSON overrides applied; clear errors name the input."""
-    import json
-
     extra = {}
     if overrides and overrides.strip():
         try:

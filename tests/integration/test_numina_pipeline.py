@@ -275,6 +275,7 @@ def test_two_chained_experts_see_one_global_progress(nodes, models, targets, pac
     ("mask_size", "NUMINA Mask to Layout: input 'mask' mask is 7×9"),
     ("not_wan", "NUMINA Attention Capture KSampler: input 'model' is a"),
     ("block_range", "NUMINA Attention Capture KSampler: input 'block' is 7; this model has blocks 0–2"),
+    ("bad_override", "NUMINA Head Selector: input 'overrides' names an unknown config field"),
 ])
 def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, case, message):
     layout_nodes, sampling, wan = nodes
@@ -314,6 +315,8 @@ def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, ca
             run_capture(nodes, sd_model, targets)
         elif case == "block_range":
             run_capture(nodes, model, targets, block=7)
+        elif case == "bad_override":
+            layout_nodes.NuminaHeadSelector.execute(None, "reference", '{"no_such_field": 1}')
 
 
 def test_no_numeral_passes_through_with_a_notice(nodes, models):

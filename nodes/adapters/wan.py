@@ -87,6 +87,21 @@ def current_step(transformer_options: dict) -> tuple[int, bool]:
     return index, bool(distances[index] <= 1e-6 * max(1.0, float(sigma.abs())))
 
 
+class StepOfCall:
+    """`current_step` once per model call: every block of one call sees the same `sigmas` tensor, and
+    reading it synchronises the GPU, so the other blocks reuse the answer."""
+
+    def __init__(self):
+        self._sigmas = None
+        self._step: tuple[int, bool] = (-1, False)
+
+    def __call__(self, transformer_options: dict) -> tuple[int, bool]:
+        sigmas = transformer_options["sigmas"]
+        if sigmas is not self._sigmas:
+            self._sigmas, self._step = sigmas, current_step(transformer_options)
+        return self._step
+
+
 def positive_rows(transformer_options: dict, batch: int) -> list[int]:
     """Batch rows of the positive prompt: chunks are concatenated in `cond_or_uncond` order (0 = positive)."""
     order = transformer_options.get("cond_or_uncond", [0])
@@ -126,10 +141,11 @@ class AttentionCaptureHook(_SharedHook):
         self.noun_tokens, self.config, self.text_call, self.node = noun_tokens, config, text_call, node
         self.capture: AttentionCapture | None = None
         self.sigma = float("nan")
+        self.step_of = StepOfCall()
 
     def replace_block(self, args: dict, extra: dict) -> dict:
         options = args["transformer_options"]
-        step, exact = current_step(options)
+        step, exact = self.step_of(options)
         if self.capture is not None or step != self.step or not exact or 0 not in options.get("cond_or_uncond", [0]):
             return extra["original_block"](args)
         row = positive_rows(options, args["img"].shape[0])[0]
@@ -174,6 +190,7 @@ class CrossAttentionGuidanceHook(_SharedHook):
         self.total_steps, self.first_step = total_steps, first_step
         self.strength, self.text_call, self.node = strength, text_call, node
         self._device_plan: GuidancePlan | None = None
+        self.step_of = StepOfCall()
         self.modulated_calls = 0
         self.collect_diagnostics = False
         self.diagnostics: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -188,7 +205,7 @@ class CrossAttentionGuidanceHook(_SharedHook):
         options = args["transformer_options"]
         if 0 not in options.get("cond_or_uncond", [0]):
             return extra["original_block"](args)
-        local_step, _ = current_step(options)
+        local_step, _ = self.step_of(options)
         delta = modulation_delta(self.first_step + local_step, self.total_steps, self.config)
         if delta is None:
             return extra["original_block"](args)

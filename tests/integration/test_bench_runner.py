@@ -22,11 +22,12 @@ pytestmark = pytest.mark.slow
 
 BAD_SEED = 0x1000000  # one above EmptyImage's colour maximum: ComfyUI refuses these jobs
 
-# Core nodes only: a solid frame batch coloured by the seed, blurred so each job takes a moment,
+# Core nodes only: a solid frame batch coloured by the seed, blurred so each job takes seconds (the test
+# must catch server A in the middle of a job; at 0.5 s per job it sometimes could not),
 # saved as one PNG per frame named after the job (identical frames would be folded into one by an
 # animated WEBP encoder); the prompt text goes into an unconnected node.
 WORKFLOW = {
-    "1": {"class_type": "EmptyImage", "inputs": {"width": 160, "height": 160, "batch_size": 6, "color": "{{seed}}"}},
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 448, "height": 448, "batch_size": 6, "color": "{{seed}}"}},
     "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 10.0}},
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench/{{job}}"}},
     "4": {"class_type": "PrimitiveStringMultiline", "inputs": {"value": "{{prompt}} | {{counts}}"}},

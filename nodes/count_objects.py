@@ -14,9 +14,9 @@ import comfy.model_management
 import comfy.utils
 import folder_paths
 
-from ..numina_core.counting import (NUMINA_PROTOCOL, PROTOCOLS, CountProtocol, count_accuracy,
+from ..numina_eval.counting import (NUMINA_PROTOCOL, PROTOCOLS, CountProtocol, count_accuracy,
                                     parse_noun_counts, temporal_consistency)
-from ..numina_core.detection import (DEFAULT_MODEL_ID, KNOWN_MODEL_IDS, DetectorUnavailableError,
+from ..numina_eval.detection import (DEFAULT_MODEL_ID, KNOWN_MODEL_IDS, DetectorUnavailableError,
                                      GroundingDinoDetector, draw_detections, is_model_folder)
 
 NODE_NAME = "NUMINA Count Objects"

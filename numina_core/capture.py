@@ -21,7 +21,7 @@ from typing import Sequence
 
 import torch
 
-from .grid import TokenGrid
+from .grid import SamplingProvenance, TokenGrid, VideoGeometry
 
 DEFAULT_CHUNK_BYTES = 512 * 1024 * 1024
 """Working-memory budget of one chunk of intra-frame attention matrices."""
@@ -33,6 +33,8 @@ class AttentionCapture:
 
     projections: float32 [F, N_h, HW, 3], rank-3 PCA projection of each head's intra-frame attention.
     cross_maps: noun → float32 [F, N_h, HW], token-averaged cross-attention probabilities per head.
+    geometry places the grid on the video; provenance is the run it was captured in (None in tests that
+    build captures by hand).
     """
 
     grid: TokenGrid
@@ -41,7 +43,15 @@ class AttentionCapture:
     step: int = -1
     block: int = -1
     sigma: float = float("nan")
-    info: dict = field(default_factory=dict)
+    geometry: VideoGeometry = field(default_factory=VideoGeometry)
+    provenance: SamplingProvenance | None = None
+
+    @classmethod
+    def empty(cls, grid: TokenGrid, step: int, block: int, geometry: VideoGeometry,
+              provenance: SamplingProvenance | None = None) -> "AttentionCapture":
+        """The capture of a prompt with no counted noun: no heads, no maps."""
+        return cls(grid, torch.zeros(grid.frames, 0, grid.tokens_per_frame, 3), {}, step, block,
+                   geometry=geometry, provenance=provenance)
 
     @property
     def heads(self) -> int:

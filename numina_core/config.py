@@ -32,8 +32,9 @@ class NuminaConfig:
     # --- capture (phase 1) ---------------------------------------------------------------------
     reference_step: int = 20
     """0-based sampling step whose attention is captured (t*); phase 1 runs steps 0..t*."""
-    reference_layer: int = 15
-    """0-based transformer block whose attention is captured (ℓ*)."""
+    reference_layer: int | None = None
+    """0-based transformer block whose attention is captured (ℓ*). None: the block at the same depth as
+    the reference's 15 of Wan2.1-1.3B's 30 (half way: 20 of 40 for the 14B models)."""
     reference_total_steps: int = 50
     """Step count the reference's step-indexed values (t*, δ schedule) were written for."""
     pca_power_iterations: int = 4
@@ -114,6 +115,11 @@ class NuminaConfig:
     guidance_strength: float = 1.0
     """*(deviation)* Multiplies every bias; 0 turns guidance off (output equals plain sampling)."""
 
+    def __post_init__(self):
+        problems = config_problems(self)
+        if problems:
+            raise ConfigError(problems)
+
     def replace(self, **changes) -> "NuminaConfig":
         """A copy with some fields changed; unknown names raise a TypeError naming them."""
         return dataclasses.replace(self, **changes)
@@ -129,12 +135,91 @@ class NuminaConfig:
             return float(step)
         return self.reference_total_steps * step / steps
 
+    def capture_block_for(self, blocks: int) -> int:
+        """ℓ* for a model of `blocks` transformer blocks: the configured block, or the block at the
+        reference's relative depth (15 of 30)."""
+        if self.reference_layer is not None:
+            return self.reference_layer
+        return blocks // 2
+
     def capture_step_for(self, steps: int) -> int:
         """The capture step for a run of `steps` steps: t* itself on the 'step' axis, else the step
         at the same sampling progress (20 of 50 → 40 %)."""
         if self.schedule_axis == "step":
             return min(self.reference_step, steps - 1)
         return min(steps - 1, round(self.reference_step * steps / self.reference_total_steps))
+
+
+FIELD_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "reference_step": (0, None), "reference_layer": (0, None), "reference_total_steps": (1, None),
+    "pca_power_iterations": (0, 64), "pca_oversamples": (0, 256),
+    "sa_alpha": (0, None), "sa_beta": (0, None), "sa_gamma": (0, None), "sa_block_grid": (1, None),
+    "position_weight": (0, None), "meanshift_bandwidth": (1e-6, None), "bandwidth_quantile": (1e-6, 1),
+    "bandwidth_samples": (1, None), "cross_attn_peak_ratio": (0, 1), "dbscan_eps": (1e-6, None),
+    "dbscan_min_samples": (1, None), "semantic_overlap_tau": (0, 1), "focus_component_peak_ratio": (0, 1),
+    "min_instance_pixels": (1, None), "circle_radius": (0, None), "lambda_center": (0, None),
+    "lambda_temporal": (0, None), "placement_grid_step": (1, None), "modulation_amplitude": (None, None),
+    "modulation_center": (None, None), "modulation_offset": (None, None), "modulation_min_delta": (None, None),
+    "suppress_scale": (0, 1e4), "circle_bias": (0, 1e4), "guidance_strength": (0, 100),
+}
+"""Inclusive (low, high) bounds of every numeric field (None: unbounded). Every numeric field must be listed:
+a test checks it, so a new field cannot skip validation."""
+
+
+class ConfigError(ValueError):
+    """Config values of the wrong type or out of range; `problems` lists one readable line per field."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _allowed_types(annotation: str) -> tuple[type, ...]:
+    names = {part.strip() for part in annotation.split("|")}
+    types: list[type] = []
+    if "bool" in names:
+        types.append(bool)
+    if "int" in names:
+        types.append(int)
+    if "float" in names:
+        types += [float, int]
+    if "None" in names:
+        types.append(type(None))
+    return tuple(types)
+
+
+def config_problems(config: "NuminaConfig") -> list[str]:
+    """One line per field whose value has the wrong type, is NaN or infinite, or is out of its range."""
+    problems = []
+    for spec in dataclasses.fields(config):
+        value, annotation = getattr(config, spec.name), str(spec.type)
+        literal = LITERAL_FIELDS.get(spec.name)
+        if literal is not None:
+            if value not in literal:
+                problems.append(f"{spec.name} must be one of {list(literal)}, not {value!r}")
+            continue
+        allowed = _allowed_types(annotation)
+        wrong_bool = isinstance(value, bool) and bool not in allowed
+        if not isinstance(value, allowed) or wrong_bool:
+            kinds = " or ".join(sorted({t.__name__ if t is not type(None) else "null" for t in allowed}))
+            problems.append(f"{spec.name} must be {kinds}, not {value!r}")
+            continue
+        if value is None or isinstance(value, bool):
+            continue
+        if not math.isfinite(value):
+            problems.append(f"{spec.name} must be a finite number, not {value!r}")
+            continue
+        low, high = FIELD_RANGES[spec.name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"≥ {low}" if high is None else f"≤ {high}" if low is None else f"between {low} and {high}"
+            problems.append(f"{spec.name} must be {bounds}, not {value!r}")
+    return problems
+
+
+LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "cross_attention_head_mode": ("mean", "peak"),
+    "schedule_axis": ("step", "progress"),
+}
 
 
 PRESETS: dict[str, NuminaConfig] = {
@@ -146,13 +231,25 @@ PRESETS: dict[str, NuminaConfig] = {
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
 
 
+DEFAULT_PRESET = "improved"
+"""The preset that measures best on the testbed (docs/measurements.md); nodes use it without a Settings node."""
+
+
+def config_field_names() -> list[str]:
+    return [spec.name for spec in dataclasses.fields(NuminaConfig)]
+
+
 def preset(name: str, **changes) -> NuminaConfig:
-    """A named preset, optionally with some fields changed."""
+    """A named preset, optionally with some fields changed. Unknown fields raise a ConfigError listing the
+    valid ones; values of the wrong type or out of range raise a ConfigError per field."""
     try:
         base = PRESETS[name]
     except KeyError:
-        raise ValueError(f"unknown NUMINA preset {name!r}; choose one of {sorted(PRESETS)}") from None
+        raise ConfigError([f"unknown preset {name!r}; choose one of {sorted(PRESETS)}"]) from None
+    unknown = sorted(set(changes) - set(config_field_names()))
+    if unknown:
+        raise ConfigError([f"unknown field(s) {unknown}; valid fields: {', '.join(config_field_names())}"])
     return base.replace(**changes) if changes else base
 
 
-__all__ = ["NuminaConfig", "PRESETS", "preset"]
+__all__ = ["ConfigError", "DEFAULT_PRESET", "FIELD_RANGES", "NuminaConfig", "PRESETS", "config_problems", "preset"]

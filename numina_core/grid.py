@@ -37,6 +37,36 @@ class TokenGrid:
         return f"{self.frames}×{self.height}×{self.width}"
 
 
+@dataclass(frozen=True)
+class VideoGeometry:
+    """How the token grid lies on the decoded video: `spatial_factor` pixels per token side (VAE stride ×
+    patch size) and `temporal_stride` video frames per latent frame after the first."""
+
+    spatial_factor: int = 1
+    temporal_stride: int = 1
+
+
+@dataclass(frozen=True)
+class SamplingProvenance:
+    """The run a capture came from: what the guided run must repeat to start from the same noise and
+    steer the same tokens. `capture_id` tells captures of the same settings apart (e.g. re-runs)."""
+
+    prompt: str
+    seed: int
+    steps: int
+    cfg: float
+    sampler_name: str
+    scheduler: str
+    capture_id: str = ""
+
+    def mismatches(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str) -> list[str]:
+        """Names and values of the sampling settings that differ from this run's."""
+        ours = {"seed": self.seed, "steps": self.steps, "cfg": self.cfg, "sampler_name": self.sampler_name,
+                "scheduler": self.scheduler}
+        theirs = {"seed": seed, "steps": steps, "cfg": cfg, "sampler_name": sampler_name, "scheduler": scheduler}
+        return [f"{name} {theirs[name]!r} (captured with {ours[name]!r})" for name in ours if ours[name] != theirs[name]]
+
+
 @dataclass
 class Layout:
     """Per-noun instance label maps on the token grid, one int32 array [F, H, W] per noun.
@@ -44,7 +74,8 @@ class Layout:
     Labels: 0 background, 1–99 instances found in the pre-generation, −1 instances to remove,
     ≥ 100 instances to add. `targets` are the requested counts the layout is (or will be) refined to.
     `spatial_factor` (pixels per token side) and `temporal_stride` (video frames per latent frame after
-    the first) place the layout on the video for previews and masks.
+    the first) place the layout on the video for previews and masks. `provenance` is the capture's run,
+    when the layout came from one.
     """
 
     grid: TokenGrid
@@ -52,6 +83,7 @@ class Layout:
     targets: dict[str, int] = field(default_factory=dict)
     spatial_factor: int = 1
     temporal_stride: int = 1
+    provenance: SamplingProvenance | None = None
 
     def __post_init__(self) -> None:
         for noun, array in self.labels.items():
@@ -68,7 +100,11 @@ class Layout:
 
     def copy(self) -> "Layout":
         return Layout(self.grid, {n: a.copy() for n, a in self.labels.items()}, dict(self.targets),
-                      self.spatial_factor, self.temporal_stride)
+                      self.spatial_factor, self.temporal_stride, self.provenance)
+
+    @property
+    def geometry(self) -> VideoGeometry:
+        return VideoGeometry(self.spatial_factor, self.temporal_stride)
 
     def summary(self) -> str:
         """One line per noun: counts per frame, and the target where one is set."""

@@ -70,7 +70,7 @@ def main() -> None:
     from numina_pack.numina_core.grid import FIRST_ADDED, REMOVED, Layout
     from numina_pack.numina_core.guidance import build_guidance_plan
     from numina_pack.numina_core.targets import NuminaTargets
-    from integration.wan_models import empty_latent, random_conditioning, tiny_wan_state_dict
+    from devtools.wan_models import empty_latent, random_conditioning, tiny_wan_state_dict
 
     if args.cpu:
         torch.cuda.synchronize = lambda: None

@@ -22,7 +22,7 @@ from numina_core.grid import TokenGrid  # noqa: E402
 from numina_core.head_selection import select_heads  # noqa: E402
 from numina_core.layout import build_countable_layout  # noqa: E402
 from numina_core.refine import refine_layout  # noqa: E402
-from tests.unit.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk  # noqa: E402
+from devtools.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk  # noqa: E402
 
 
 def main() -> None:

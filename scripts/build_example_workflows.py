@@ -467,7 +467,7 @@ def fetch_object_info(url: str) -> dict:
 
 def object_info_from_fresh_server() -> dict:
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.integration.comfy_server import ComfyServer
+    from devtools.server import ComfyServer
 
     with tempfile.TemporaryDirectory(prefix="numina-build-") as base, ComfyServer(Path(base)) as server:
         return server.object_info()

@@ -30,7 +30,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from numina_core.synthetic_counting import CATEGORIES, count_objects, parse_prompt  # noqa: E402
+from testbed.synthetic import CATEGORIES, count_objects, parse_prompt  # noqa: E402
 
 DEFAULT_PROMPT = "three red discs and two blue squares"
 
@@ -188,7 +188,7 @@ def write_frames(frames: np.ndarray, folder: Path) -> None:
 
 def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: float, preset: str,
         server_dir: Path | None) -> dict:
-    from tests.integration.comfy_server import ComfyServer
+    from devtools.server import ComfyServer
 
     requested = parse_prompt(prompt)
     out.mkdir(parents=True, exist_ok=True)

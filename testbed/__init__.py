@@ -2,6 +2,6 @@
 
 ``testbed.model`` builds ComfyUI's own ``WanModel`` in pixel space; ``testbed.train`` trains it;
 ``testbed.evaluate`` measures count accuracy of sampling arms. These modules import ComfyUI's
-``comfy`` package, so outside ComfyUI call :func:`testbed.comfy_setup.import_comfy` first (the
+``comfy`` package, so outside ComfyUI call :func:`devtools.comfyui.import_comfyui` first (the
 command line ``python -m testbed`` does).
 """

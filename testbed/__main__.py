@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from testbed.comfy_setup import import_comfy
+from devtools.comfyui import import_comfyui
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     device_only = argparse.ArgumentParser(add_help=False)
     device_only.add_argument("--device")
     device = device_only.parse_known_args(argv)[0].device
-    import_comfy(cpu=(device == "cpu") if device else None)
+    import_comfyui(cpu=(device == "cpu") if device else None)
 
     parser = argparse.ArgumentParser(prog="python -m testbed", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

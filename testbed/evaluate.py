@@ -3,8 +3,8 @@
 An *arm* is a function ``(prompt, seed, cfg) -> video`` returning ``[F, H, W, 3]`` in [0, 1]
 (ComfyUI IMAGE frames). Arms are built by factories registered in ``ARMS`` from a
 :class:`TestbedSession`; more arms (e.g. the NUMINA presets) plug in with :func:`register_arm`.
-Every video is counted exactly (``numina_core.synthetic_counting.count_objects``) and scored
-with :func:`numina_core.synthetic_counting.count_metrics`.
+Every video is counted exactly (``testbed.synthetic.count_objects``) and scored
+with :func:`testbed.synthetic.count_metrics`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import comfy.sample
-from .core import synthetic_counting as sc
+from . import synthetic as sc
 from .model import DEFAULT_CFG, DEFAULT_WEIGHTS, FRAMES, SIZE, encode_text, load_testbed_model
 
 Arm = Callable[[str, int, float], torch.Tensor]

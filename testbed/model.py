@@ -2,7 +2,7 @@
 
 No VAE: the "latent" is the RGB video in [-1, 1] (3 channels, 5 frames of 64×64), patchified
 (1, 2, 2) into 5×32×32 tokens. The text encoder is a learned embedding per vocabulary word
-(``numina_core.synthetic_counting.VOCABULARY``); word i of the prompt fills context slot i of 16,
+(``numina_core.synthetic.VOCABULARY``); word i of the prompt fills context slot i of 16,
 the rest are zeros. Rectified flow exactly as Wan: x_t = (1−σ)·x0 + σ·ε, the model predicts
 ε − x0 at timestep 1000·σ, which is what ComfyUI's ``ModelType.FLOW`` samplers expect.
 """
@@ -22,9 +22,9 @@ import comfy.ops
 import comfy.supported_models
 import comfy.utils
 from comfy.ldm.wan.model import WanModel
-from .core import synthetic_counting
+from . import synthetic
 
-VOCABULARY = synthetic_counting.VOCABULARY
+VOCABULARY = synthetic.VOCABULARY
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "testbed_wan_count.safetensors"

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from testbed.core import synthetic_counting as sc
+from testbed import synthetic as sc
 from testbed.evaluate import Arm, TestbedSession, register_arm
 from testbed.model import FRAMES, SIZE, TestbedTokenizer
 

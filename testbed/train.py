@@ -1,6 +1,6 @@
 """Seeded, resumable training of the testbed model on synthetic counting videos.
 
-Each step renders a fresh batch on the training device (``numina_core.synthetic_counting``),
+Each step renders a fresh batch on the training device (``testbed.synthetic``),
 captions it with the prompt grammar (10 % empty captions, for classifier-free guidance) and takes
 one rectified-flow step in bf16 autocast with AdamW; an EMA of the weights is what gets published.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from .core import synthetic_counting as sc
+from . import synthetic as sc
 from .model import (
     FRAMES,
     SAMPLING_SHIFT,

@@ -15,8 +15,8 @@ import urllib.request
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.integration.comfy_server import ComfyServer
-from tests.integration.tiny_grounding_dino import write_tiny_grounding_dino
+from devtools.server import ComfyServer
+from devtools.tiny_grounding_dino import write_tiny_grounding_dino
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def running(server) -> bool:
 
 
 def bench_command(tmp_path, servers, *extra):
-    command = [sys.executable, "-m", "numina_core.bench", "run", "--bench", str(tmp_path / "bench.jsonl"),
+    command = [sys.executable, "-m", "numina_eval.bench", "run", "--bench", str(tmp_path / "bench.jsonl"),
                "--workflow", str(tmp_path / "workflow.json"), "--out", str(tmp_path / "out"),
                "--seeds", f"7,{0x00FF00},{BAD_SEED}"]
     for server in servers:

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import PACK_MODULE_NAME, REPO_ROOT, import_pack
-from tests.integration.tiny_grounding_dino import write_tiny_grounding_dino
+from devtools.tiny_grounding_dino import write_tiny_grounding_dino
 
 MODEL_NAME = "tiny-gdino"
 
@@ -141,7 +141,7 @@ def test_missing_local_model_says_where_to_put_it(node_module, frames):
 
 
 def test_post_process_threshold_argument_follows_the_transformers_version():
-    from numina_core.detection import _post_process
+    from numina_eval.detection import _post_process
 
     class OldProcessor:
         def post_process_grounded_object_detection(self, outputs, input_ids, box_threshold=0.25,

@@ -20,7 +20,7 @@ def test_comparison_gif_and_counts_of_rendered_scenes(tmp_path):
     """The result half of the demo on videos with known counts (the testbed's own renderer)."""
     import torch
 
-    from numina_core.synthetic_counting import count_objects, render_scenes, sample_scenes, video_to_image_frames
+    from testbed.synthetic import count_objects, render_scenes, sample_scenes, video_to_image_frames
 
     scene = sample_scenes(torch.tensor([[3, 2, 0, 0]]), torch.Generator().manual_seed(1), frames=run_demo.VIDEO_FRAMES)
     video = video_to_image_frames(render_scenes(scene, frames=run_demo.VIDEO_FRAMES)[0]).numpy()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.integration.wan_models import empty_latent, load_tiny_wan, random_conditioning, wan_clip
+from devtools.wan_models import empty_latent, load_tiny_wan, random_conditioning, wan_clip
 from tests.unit.test_capture import align_signs, naive_intra_frame_pca
 
 PROMPT = "three cats and two dogs playing in a garden"
@@ -361,7 +361,7 @@ def test_wan22_5b_with_a_start_image_frame_uses_per_frame_timesteps(nodes, model
 def test_fp8_weights_work(nodes, targets, comfyui):
     import comfy.sd
 
-    from tests.integration.wan_models import tiny_wan_state_dict
+    from devtools.wan_models import tiny_wan_state_dict
 
     model = comfy.sd.load_diffusion_model_state_dict(tiny_wan_state_dict("wan2.1", seed=9),
                                                      model_options={"dtype": torch.float8_e4m3fn})

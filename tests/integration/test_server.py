@@ -16,7 +16,7 @@ import pytest
 
 from scripts.build_example_workflows import FRONTEND_ONLY_TYPES, WORKFLOW_DIR, workflow_to_api
 from scripts import run_demo as testbed_graph
-from tests.integration.comfy_server import PACK_FOLDER_NAME, ComfyServer, ComfyServerError
+from devtools.server import PACK_FOLDER_NAME, ComfyServer, ComfyServerError
 
 NUMINA_NODE_IDS = ["NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
                    "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler",

@@ -6,7 +6,7 @@ import importlib
 import pytest
 import torch
 
-from numina_core import synthetic_counting as sc
+from testbed import synthetic as sc
 
 STEPS = 8  # single-frame samples at 8 Euler steps keep this file fast on CPU
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from numina_core.bench.client import output_files
-from numina_core.bench.dataset import BenchPrompt, load_prompts
-from numina_core.bench.report import write_report
-from numina_core.bench.runner import Job, job_dir, job_state, make_jobs
-from numina_core.bench.scoring import read_frames, score_jobs
-from numina_core.bench.workflow import fill_workflow, load_workflow
-from numina_core.counting import NUMINA_PROTOCOL, T2V_COMPBENCH_PROTOCOL, first_seed, seed_search, summarize
+from numina_eval.bench.client import output_files
+from numina_eval.bench.dataset import BenchPrompt, load_prompts
+from numina_eval.bench.report import write_report
+from numina_eval.bench.runner import Job, job_dir, job_state, make_jobs
+from numina_eval.bench.scoring import read_frames, score_jobs
+from numina_eval.bench.workflow import fill_workflow, load_workflow
+from numina_eval.counting import NUMINA_PROTOCOL, T2V_COMPBENCH_PROTOCOL, first_seed, seed_search, summarize
 from tests.conftest import SHARED_DIR
 
 DEV_JSONL = SHARED_DIR / "countbench-dev" / "countbench_dev.jsonl"

@@ -53,7 +53,7 @@ def test_self_attention_summary_equals_float64_reference(qk):
 
 
 def test_default_randomized_pca_captures_the_exact_top3_variance():
-    from tests.unit.synthetic_attention import place_discs, self_attention_qk
+    from devtools.synthetic_attention import place_discs, self_attention_qk
 
     grid = TokenGrid(1, 20, 26)
     instances = place_discs(4, grid, 3, np.random.default_rng(0))

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from numina_core.counting import (NUMINA_PROTOCOL, T2V_COMPBENCH_PROTOCOL, CountProtocol, Detection, box_iou,
+from numina_eval.counting import (NUMINA_PROTOCOL, T2V_COMPBENCH_PROTOCOL, CountProtocol, Detection, box_iou,
                                   count_accuracy, count_frame, failed_video, first_seed,
                                   merge_duplicate_boxes, parse_noun_counts, per_numeral_accuracy,
                                   score_video, seed_search, summarize, temporal_consistency)

@@ -8,7 +8,7 @@ from numina_core.config import preset
 from numina_core.grid import TokenGrid
 from numina_core.head_selection import (cross_attention_map, grayscale_maps, select_heads,
                                         self_attention_head_scores)
-from tests.unit.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
+from devtools.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
 
 
 def hand_scores(gray: np.ndarray, block_grid: int = 8, gamma: float = 0.1) -> tuple[float, float, float, float]:

@@ -9,7 +9,7 @@ from numina_core.grid import TokenGrid
 from numina_core.head_selection import select_heads
 from numina_core.layout import (build_countable_layout, estimate_meanshift_bandwidth, flat_mean_shift, focus_mask,
                                 instances_from_proposals)
-from tests.unit.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
+from devtools.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
 
 GRID = TokenGrid(2, 30, 52)
 

@@ -1,4 +1,4 @@
-"""Command line of the CountBench runner; `python -m numina_core.bench --help`."""
+"""Command line of the CountBench runner; `python -m numina_eval.bench --help`."""
 from __future__ import annotations
 
 import argparse
@@ -28,7 +28,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m numina_core.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m numina_eval.bench", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from comfy_api.latest import io
 
-from ..testbed.core import synthetic_counting as sc
-from ..testbed.model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, TestbedTokenizer, encode_text, load_testbed_model
+from . import synthetic as sc
+from .model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, TestbedTokenizer, encode_text, load_testbed_model
 
 TokenizerType = io.Custom("NUMINA_TOKENIZER")
 CATEGORY = "NUMINA/testbed"

@@ -7,7 +7,7 @@
         data = server.view(entry_file)                   # GET /view for an output file
 
 The server runs `python main.py --cpu --listen 127.0.0.1 --port <free> --base-directory <dir>`
-from the checkout `tests.conftest.comfyui_path()` with the interpreter running the tests (the dev
+from the checkout `devtools.comfyui.comfyui_path()` with the interpreter running the tests (the dev
 venv), so models/, input/, output/, temp/, user/ and custom_nodes/ all live under <dir>. The pack
 is linked into <dir>/custom_nodes/ (pass install_pack=False for a bare server). Its console goes to
 <dir>/server.log, whose tail is included in every error. `stop()` ends the whole process group:
@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, comfyui_path
+from devtools.comfyui import REPO_ROOT, comfyui_path
 
 PACK_FOLDER_NAME = "numina-count-control"
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from numina_core import synthetic_counting as sc
+from testbed import synthetic as sc
 
 
 def render(counts: list[list[int]], seed: int = 0, frames: int = 5):

@@ -1,0 +1,81 @@
+"""The model-adapter contract: what a model family implements so the NUMINA nodes can run on it.
+
+A family's adapter is the only code that knows that family's ComfyUI internals. The nodes ask the
+registry (`nodes.adapters.adapter_for`) for the adapter of a MODEL, or the tokenizer of a CLIP, and never
+name a family. Adding a family means one adapter module, its entry in `nodes.adapters.ADAPTERS`, and tests.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import torch
+
+from ...numina_core.capture import AttentionCapture
+from ...numina_core.config import NuminaConfig
+from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
+from ...numina_core.token_mapping import PromptTokenizer
+
+
+class GuidanceHook(ABC):
+    """What a guided model reports after sampling (tests and diagnostics read it)."""
+
+    modulated_calls: int
+    """Attention calls whose rows were modulated."""
+
+
+class ModelAdapter(ABC):
+    """One model family on ComfyUI. An instance wraps one MODEL; `node` names the node for messages."""
+
+    family: str
+    """Name shown to users ("Wan", "CogVideoX")."""
+
+    def __init__(self, model, node: str):
+        self.model = model
+        self.node = node
+
+    @classmethod
+    @abstractmethod
+    def handles(cls, model) -> bool:
+        """Whether this adapter runs `model` (a ComfyUI MODEL / ModelPatcher)."""
+
+    @classmethod
+    @abstractmethod
+    def prompt_tokenizer(cls, clip) -> PromptTokenizer | None:
+        """The tokenizer of this family's text encoder inside a ComfyUI CLIP, or None if it is not one."""
+
+    @property
+    @abstractmethod
+    def blocks(self) -> int:
+        """Transformer blocks of the model (the capture block is one of them)."""
+
+    @abstractmethod
+    def prepare_latent(self, samples: torch.Tensor) -> torch.Tensor:
+        """The latent as the sampler will see it (e.g. empty latents given the model's channels), checked
+        for shape; a ValueError names the node and input 'latent_image'."""
+
+    @abstractmethod
+    def token_grid(self, samples: torch.Tensor) -> TokenGrid:
+        """The video-token grid a prepared latent becomes in the model's patch embedding."""
+
+    @abstractmethod
+    def geometry(self) -> VideoGeometry:
+        """How the token grid lies on the decoded video."""
+
+    @abstractmethod
+    def capture_attention(self, provenance: SamplingProvenance, positive, negative, latent: dict,
+                          noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
+                          x0_store: dict | None = None) -> AttentionCapture:
+        """Phase 1: sample as KSampler would (same noise for the seed) up to `step`, capture block `block`
+        on the positive pass there, and stop. The clean-video prediction of the last finished step lands
+        in x0_store["x0"]."""
+
+    @abstractmethod
+    def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
+                     first_step: int) -> tuple[object, GuidanceHook | None, str]:
+        """Phase 2: (the model to sample with, its hook, a notice). The MODEL itself, unpatched, when there is
+        nothing to correct or the strength is 0 (sampling is then exactly KSampler's); else a clone."""
+
+    def check_capture_block(self, block: int) -> None:
+        if not 0 <= block < self.blocks:
+            raise ValueError(f"{self.node}: capture block {block} does not exist; this {self.family} model has "
+                             f"blocks 0–{self.blocks - 1} (NUMINA Settings, input 'capture_block')")

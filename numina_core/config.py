@@ -97,6 +97,11 @@ class NuminaConfig:
     """Stride, in tokens, of the candidate centres for an added instance."""
     avoid_other_nouns: bool = False
     """*(deviation)* Count other nouns' instances in the overlap cost of a placement."""
+    whole_additions: bool = False
+    """*(deviation)* An added instance is the whole template on free pixels or is not placed (the frame's
+    shortfall is reported): no candidate may overlap an instance, so the overlap cost can no longer trade
+    pixels for distance and leave fragments of a few pixels (issue 11). Off in the reference, whose
+    placement is the released code's overlap cost, clipped to the free pixels (refine.py)."""
 
     # --- guidance (method.md §6) ---------------------------------------------------------------
     modulation_center: float = 25.0
@@ -226,7 +231,7 @@ PRESETS: dict[str, NuminaConfig] = {
     "reference": NuminaConfig(),
     "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
     "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True,
-                             cross_attn_peak_ratio=0.2),
+                             cross_attn_peak_ratio=0.2, whole_additions=True),
 }
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
 

@@ -11,7 +11,22 @@ Fixes of the released code's bugs (method.md §10), where this deviates on purpo
 * the template never leaves the frame: candidates whose box leaves the frame are excluded as in the
   reference, and a disc larger than the frame is shrunk to fit (the reference wrapped around);
 * when no position is left (a frame full of instances), the shortfall is reported instead of writing
-  out of place.
+  out of place;
+* the template is the smallest of the frame's instances *before* refinement (or the disc when it had
+  none), never an addition. The released code takes the smallest region including additions, but its
+  additions are whole copies of the template (it overwrites), and ties go to the lower, detected label,
+  so its template is the same unless an overwrite shrank a region, which never happens here. Taking
+  additions into account here would copy clipped additions, so templates shrank to a few pixels
+  (issue 11: additions of 20, 12, 4 and 4 pixels for a 36-pixel template).
+
+Whole additions (`whole_additions`, *(deviation)*, on in `improved`): clipping to free pixels still
+leaves fragments, because C_o charges 1 per overlapped pixel against squared distances, so a position
+with a single free pixel can win. With whole_additions a candidate must have every template pixel free
+(of the noun's instances, and of other nouns' with avoid_other_nouns): the addition is the whole
+template or nothing. Candidates are first the grid of placement_grid_step, then, when no grid position
+is free, every position; when none is free the frame's shortfall is reported. This changes which
+position wins wherever the released code would overlap, so `reference` keeps the overlap cost and
+clipping.
 """
 from __future__ import annotations
 
@@ -50,10 +65,11 @@ def smallest_instance(frame: np.ndarray) -> int:
     return min(sizes)[1]
 
 
-def addition_template(frame: np.ndarray, config: NuminaConfig, grid: TokenGrid) -> np.ndarray:
-    """The bounding-box crop of the smallest instance's mask, or a disc when the frame has none."""
-    if (frame > 0).any():
-        mask = frame == smallest_instance(frame)
+def addition_template(original: np.ndarray, config: NuminaConfig, grid: TokenGrid) -> np.ndarray:
+    """The bounding-box crop of the smallest instance's mask in the frame's `original` label map (before
+    any addition), or a disc when it has no instance."""
+    if (original > 0).any():
+        mask = original == smallest_instance(original)
         rows, cols = np.nonzero(mask)
         return mask[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
     radius = min(config.circle_radius, (min(grid.height, grid.width) - 1) // 2)
@@ -63,25 +79,37 @@ def addition_template(frame: np.ndarray, config: NuminaConfig, grid: TokenGrid) 
 def place_addition(occupied: np.ndarray, template: np.ndarray, reference_centre: tuple[float, float],
                    previous_centre: tuple[float, float] | None, config: NuminaConfig) -> tuple[int, int] | None:
     """The centre (cy, cx) of least cost for `template` on a frame whose `occupied` pixels are taken, or None
-    when no candidate leaves at least one free template pixel. Candidate centres run from ⌊t/2⌋ in steps of
-    placement_grid_step; the first minimum in scan order wins."""
+    when there is no candidate. A candidate must leave at least one template pixel free, or, with
+    whole_additions, all of them. Candidate centres run from ⌊t/2⌋ in steps of placement_grid_step (with
+    whole_additions, every position when no grid position is free); the first minimum in scan order wins."""
     height, width = occupied.shape
     t_h, t_w = template.shape
-    half_h, half_w = t_h // 2, t_w // 2
-    centres_y = np.arange(half_h, height - half_h + 1, config.placement_grid_step)
-    centres_x = np.arange(half_w, width - half_w + 1, config.placement_grid_step)
-    tops, lefts = centres_y - half_h, centres_x - half_w
-    tops, centres_y = tops[tops + t_h <= height], centres_y[tops + t_h <= height]
-    lefts, centres_x = lefts[lefts + t_w <= width], centres_x[lefts + t_w <= width]
-    if len(tops) == 0 or len(lefts) == 0:
+    if t_h > height or t_w > width:
         return None
-    overlap_all = correlate(occupied.astype(np.float64), template.astype(np.float64), mode="valid")
-    overlap = np.rint(overlap_all[np.ix_(tops, lefts)])
-    cy, cx = np.meshgrid(centres_y, centres_x, indexing="ij")
+    overlap_all = np.rint(correlate(occupied.astype(np.float64), template.astype(np.float64), mode="valid"))
+    # The grid of the released code: centres ⌊t/2⌋, ⌊t/2⌋ + step, … whose template box stays in the frame.
+    step = config.placement_grid_step
+    tops = np.arange(0, height - t_h + 1, step)
+    lefts = np.arange(0, width - t_w + 1, step)
+    centre = _cheapest_centre(overlap_all, tops, lefts, template, reference_centre, previous_centre, config)
+    if centre is None and config.whole_additions and step > 1:
+        every_top, every_left = np.arange(height - t_h + 1), np.arange(width - t_w + 1)
+        centre = _cheapest_centre(overlap_all, every_top, every_left, template, reference_centre,
+                                  previous_centre, config)
+    return centre
+
+
+def _cheapest_centre(overlap_all: np.ndarray, tops: np.ndarray, lefts: np.ndarray, template: np.ndarray,
+                     reference_centre: tuple[float, float], previous_centre: tuple[float, float] | None,
+                     config: NuminaConfig) -> tuple[int, int] | None:
+    """The least-cost centre among the boxes with top-left corners `tops` × `lefts`, or None."""
+    overlap = overlap_all[np.ix_(tops, lefts)]
+    cy, cx = np.meshgrid(tops + template.shape[0] // 2, lefts + template.shape[1] // 2, indexing="ij")
     cost = overlap + config.lambda_center * ((cy - reference_centre[0]) ** 2 + (cx - reference_centre[1]) ** 2)
     if previous_centre is not None:
         cost = cost + config.lambda_temporal * ((cy - previous_centre[0]) ** 2 + (cx - previous_centre[1]) ** 2)
-    cost = np.where(overlap < template.sum(), cost, np.inf)
+    allowed = overlap == 0 if config.whole_additions else overlap < template.sum()
+    cost = np.where(allowed, cost, np.inf)
     best = int(np.argmin(cost))
     if not np.isfinite(cost.flat[best]):
         return None
@@ -102,8 +130,8 @@ def refine_frame(frame: np.ndarray, target: int, previous_centres: list[tuple[in
         count -= 1
     added_centres: list[tuple[int, int]] = []
     next_label = max(FIRST_ADDED, int(frame.max()) + 1)
+    template = addition_template(frame, config, grid) if count < target else None
     while count < target:
-        template = addition_template(frame, config, grid)
         instances = frame > 0
         rows, cols = np.nonzero(instances)
         reference = (rows.mean(), cols.mean()) if len(rows) else (grid.height / 2, grid.width / 2)

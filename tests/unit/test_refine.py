@@ -48,7 +48,7 @@ def test_refinement_properties(case):
             if f in result.shortfall.get(noun, []):
                 assert counts[f] < target
                 # Only a frame without room falls short: no candidate centre has a free template pixel.
-                template = addition_template(after[f], CONFIG, layout.grid)
+                template = addition_template(before[f], CONFIG, layout.grid)
                 assert place_addition(after[f] > 0, template, (0.0, 0.0), None, CONFIG) is None
             else:
                 assert counts[f] == target

@@ -8,14 +8,14 @@ from comfy_api.latest import io, ui
 from ..numina_core.capture import AttentionCapture
 from ..numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
 from ..numina_core.head_selection import HeadSelection, select_heads
-from ..numina_core.layout import build_countable_layout
+from ..numina_core.identify import countable_layout
 from ..numina_core.preview import (heatmap_rgb, latent_to_video_frames, layout_from_masks, layout_preview,
                                    layout_to_mask, pca_rgb, upscale_frames, video_frame_count)
 from ..numina_core.refine import refine_layout
 from ..numina_core.targets import NuminaTargets, build_targets, parse_counts_override
-from ..numina_core.token_mapping import SentencePieceTokenizer
+from .adapters import tokenizer_for
 from .common import (CATEGORY, NuminaCaptureType, NuminaLayoutType, NuminaSelectionType, NuminaTargetsType,
-                     NuminaTokenizerType, build_config, overrides_input, preset_input, preview_images, to_image)
+                     NuminaTokenizerType, config_from, preview_images, require_targets, settings_input, to_image)
 
 PARSER_NODE = "NUMINA Numeral Parser"
 HEADS_NODE = "NUMINA Head Selector"
@@ -23,15 +23,6 @@ LAYOUT_NODE = "NUMINA Countable Layout"
 REFINER_NODE = "NUMINA Layout Refiner"
 TO_MASK_NODE = "NUMINA Layout to Mask"
 FROM_MASK_NODE = "NUMINA Mask to Layout"
-
-
-def clip_tokenizer(clip, node: str) -> SentencePieceTokenizer:
-    """The umt5 sentencepiece tokenizer of Wan's text encoder (CLIPLoader type 'wan')."""
-    try:
-        processor = clip.tokenizer.clip_umt5xxl.tokenizer.tokenizer
-    except AttributeError:
-        raise ValueError(f"{node}: input 'clip' is not Wan's umt5 text encoder; load it with CLIPLoader, type 'wan'") from None
-    return SentencePieceTokenizer(processor)
 
 
 class NuminaNumeralParser(io.ComfyNode):
@@ -65,7 +56,7 @@ class NuminaNumeralParser(io.ComfyNode):
                 token_scope="noun") -> io.NodeOutput:
         node = PARSER_NODE
         if clip is not None:
-            tokenizer = clip_tokenizer(clip, node)
+            tokenizer = tokenizer_for(clip, node)
         if tokenizer is None:
             raise ValueError(f"{node}: connect input 'clip' (Wan's text encoder) so nouns can be found among its tokens")
         counts = None
@@ -92,15 +83,15 @@ class NuminaHeadSelector(io.ComfyNode):
             description="Picks, per frame, the self-attention head whose PCA map shows instances most clearly "
                         "(S1 + S2 + γ·S3), and each noun's cross-attention map (mean over heads, or the peak head).",
             inputs=[NuminaCaptureType.Input("capture", tooltip="From NUMINA Attention Capture KSampler."),
-                    preset_input(), overrides_input()],
+                    settings_input()],
             outputs=[NuminaSelectionType.Output(display_name="heads"),
                      io.Image.Output(display_name="pca_maps", tooltip="The selected head's PCA map per latent frame, pixel size."),
                      io.Image.Output(display_name="cross_attention", tooltip="Each noun's cross-attention heat map, nouns side by side.")],
         )
 
     @classmethod
-    def execute(cls, capture: AttentionCapture, preset, overrides=None) -> io.NodeOutput:
-        config = build_config(HEADS_NODE, preset, overrides)
+    def execute(cls, capture: AttentionCapture, settings=None) -> io.NodeOutput:
+        config = config_from(settings)
         grid = capture.grid
         if capture.heads == 0:  # no counted nouns: pass through, nothing to select
             selection = HeadSelection(grid, torch.zeros(grid.frames, dtype=torch.long), torch.zeros(grid.frames, 0, 4),
@@ -109,7 +100,7 @@ class NuminaHeadSelector(io.ComfyNode):
         else:
             selection = select_heads(capture, config)
             notice = "heads per frame: " + ", ".join(str(h) for h in selection.sa_heads.tolist())
-        factor = capture.info["spatial_factor"]
+        factor = capture.geometry.spatial_factor
         pca = to_image(upscale_frames(pca_rgb(selection.sa_projection.numpy(), grid), factor))
         heat = [heatmap_rgb(m.numpy()) for m in selection.cross_maps.values()]
         cross = to_image(upscale_frames(tile_nouns(heat, grid), factor))
@@ -156,7 +147,7 @@ class NuminaCountableLayout(io.ComfyNode):
             inputs=[NuminaSelectionType.Input("heads", tooltip="From NUMINA Head Selector."),
                     NuminaTargetsType.Input("targets", tooltip="The counted nouns (their requested counts travel along)."),
                     NuminaCaptureType.Input("capture", tooltip="The capture the heads came from (pixel size for previews)."),
-                    preset_input(), overrides_input()],
+                    settings_input()],
             outputs=[NuminaLayoutType.Output(display_name="layout"),
                      io.Image.Output(display_name="preview", tooltip="Colour-coded instances, nouns side by side, aligned to video frames."),
                      io.Mask.Output(display_name="mask", tooltip="All nouns' instances, pixel size, video frames."),
@@ -164,11 +155,18 @@ class NuminaCountableLayout(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, heads: HeadSelection, targets: NuminaTargets, capture: AttentionCapture, preset,
-                overrides=None) -> io.NodeOutput:
-        config = build_config(LAYOUT_NODE, preset, overrides)
-        layout = build_countable_layout(heads, config, targets.counts)
-        layout.spatial_factor, layout.temporal_stride = capture.info["spatial_factor"], capture.info["temporal_stride"]
+    def execute(cls, heads: HeadSelection, targets: NuminaTargets, capture: AttentionCapture,
+                settings=None) -> io.NodeOutput:
+        node = LAYOUT_NODE
+        require_targets(targets, node)
+        if capture.provenance is not None and capture.provenance.prompt != targets.prompt:
+            raise ValueError(f"{node}: inputs 'capture' and 'targets' come from different prompts "
+                             f"({capture.provenance.prompt!r} vs {targets.prompt!r}); connect the Numeral Parser "
+                             "that fed the capture")
+        if heads.grid != capture.grid or set(heads.cross_maps) != set(capture.cross_maps):
+            raise ValueError(f"{node}: input 'heads' was not selected from input 'capture'; connect the Head "
+                             "Selector that reads this capture")
+        layout = countable_layout(heads, capture, config_from(settings), targets.counts)
         image, mask, counts = layout_outputs(layout)
         return io.NodeOutput(layout, image, mask, counts,
                              ui={**preview_images(cls, image[:: layout.temporal_stride]), "text": (counts,)})
@@ -185,7 +183,7 @@ class NuminaLayoutRefiner(io.ComfyNode):
                         "extra ones, adds copies of the smallest (or a disc) where they cost least.",
             inputs=[NuminaLayoutType.Input("layout", tooltip="From Countable Layout, or an artist-edited one (Mask to Layout)."),
                     NuminaTargetsType.Input("targets", tooltip="The requested counts."),
-                    preset_input(), overrides_input()],
+                    settings_input()],
             outputs=[NuminaLayoutType.Output(display_name="layout"),
                      io.Image.Output(display_name="preview", tooltip="Added instances are outlined white, removed ones grey."),
                      io.Mask.Output(display_name="added"), io.Mask.Output(display_name="removed"),
@@ -193,9 +191,13 @@ class NuminaLayoutRefiner(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, layout: Layout, targets: NuminaTargets, preset, overrides=None) -> io.NodeOutput:
+    def execute(cls, layout: Layout, targets: NuminaTargets, settings=None) -> io.NodeOutput:
         node = REFINER_NODE
-        config = build_config(node, preset, overrides)
+        config = config_from(settings)
+        require_targets(targets, node)
+        if layout.provenance is not None and layout.provenance.prompt != targets.prompt:
+            raise ValueError(f"{node}: inputs 'layout' and 'targets' come from different prompts "
+                             f"({layout.provenance.prompt!r} vs {targets.prompt!r})")
         unknown = [noun for noun in targets.counts if noun not in layout.labels]
         if unknown:
             raise ValueError(f"{node}: input 'targets' counts {unknown}, which input 'layout' does not have")
@@ -233,6 +235,9 @@ class NuminaLayoutToMask(io.ComfyNode):
 
     @classmethod
     def execute(cls, layout: Layout, noun, video_frames) -> io.NodeOutput:
+        if not layout.nouns:
+            raise ValueError(f"{TO_MASK_NODE}: input 'layout' has no nouns (the prompt has no numeral), so there is "
+                             "nothing to edit")
         noun = noun.strip() or layout.nouns[0]
         if noun not in layout.labels:
             raise ValueError(f"{TO_MASK_NODE}: input 'noun' is {noun!r}; the layout has {layout.nouns}")
@@ -262,6 +267,9 @@ class NuminaMaskToLayout(io.ComfyNode):
 
     @classmethod
     def execute(cls, mask, base_layout: Layout, noun) -> io.NodeOutput:
+        if not base_layout.nouns:
+            raise ValueError(f"{FROM_MASK_NODE}: input 'base_layout' has no nouns (the prompt has no numeral), so "
+                             "there is nothing to edit")
         noun = noun.strip() or base_layout.nouns[0]
         if noun not in base_layout.labels:
             raise ValueError(f"{FROM_MASK_NODE}: input 'noun' is {noun!r}; the layout has {base_layout.nouns}")

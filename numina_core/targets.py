@@ -47,17 +47,25 @@ TokenScope = Literal["noun", "phrase"]
 
 def build_targets(prompt: str, tokenizer: PromptTokenizer, counts: dict[str, int] | None = None,
                   occurrences: Occurrences = "first", token_scope: TokenScope = "noun") -> NuminaTargets:
-    """Targets of `prompt`: the given counts, or those parsed from its numerals, with token columns.
+    """Targets of `prompt` (as typed into ComfyUI, weight markup included): the given counts, or those
+    parsed from its numerals, with token columns in the tokens ComfyUI encodes for it.
 
     token_scope "noun" takes the noun's tokens only (the reference); "phrase" adds the modifiers written
     between the numeral and the noun ("red" in "three red discs"), which carry what the object looks like.
-    Raises ValueError naming the noun when a count is below 1 or a noun is not in the prompt."""
+    Raises ValueError for a prompt that is not text, counts that are not noun → whole number, a count
+    below 1 (naming the noun) or a noun not in the prompt."""
+    if not isinstance(prompt, str):
+        raise ValueError(f"the prompt must be text, not {type(prompt).__name__}")
     notices = []
     if counts is None:
         counts = parse_counts(prompt)
         if not counts:
             notices.append("no numeral found in the prompt: nothing will be counted or corrected")
+    if not isinstance(counts, dict):
+        raise ValueError(f"counts must map nouns to whole numbers, not be a {type(counts).__name__}")
     for noun, count in counts.items():
+        if not isinstance(noun, str) or not isinstance(count, int) or isinstance(count, bool):
+            raise ValueError(f"counts must map nouns to whole numbers; got {noun!r}: {count!r}")
         if count < 1:
             raise ValueError(f"count of {noun!r} is {count}; NUMINA places at least 1 instance "
                              "(leave the noun out of the counts, or write it out of the prompt)")

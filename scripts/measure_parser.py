@@ -1,7 +1,8 @@
 """Measure the numeral parser on a CountBench-style JSONL file ({"id", "prompt", "noun_counts"}).
 
 Prints (noun, count)-pair precision, recall and F1 and the exact-prompt match rate, for the spaCy
-backend and the rule fallback, and lists every prompt the parser gets wrong.
+backend (skipped, saying so, when spaCy's en_core_web_sm does not load) and the rule fallback, and
+lists every prompt the parser gets wrong.
 
     python scripts/measure_parser.py [path/to/countbench_dev.jsonl] [--backend spacy|rules|both]
 """
@@ -16,7 +17,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from numina_core.numerals import parse_counts  # noqa: E402
+from numina_core.numerals import SPACY_MODEL_NAME, load_spacy_model, parse_counts  # noqa: E402
 
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "countbench-dev" / "countbench_dev.jsonl"
 
@@ -77,6 +78,9 @@ def main() -> int:
     examples = load_examples(args.data)
     backends = ["spacy", "rules"] if args.backend == "both" else [args.backend]
     for backend in backends:
+        if backend == "spacy" and load_spacy_model() is None:
+            print(f"[spacy] skipped: spaCy's {SPACY_MODEL_NAME} could not be loaded")
+            continue
         score = score_parser(examples, backend)
         print(f"[{backend}] {score.prompts} prompts: precision {score.precision:.3f}  recall "
               f"{score.recall:.3f}  F1 {score.f1:.3f}  exact {score.exact_rate:.3f} "

@@ -79,7 +79,7 @@ def test_repeated_noun_counts_add_up(backend: str):
 def test_auto_falls_back_to_rules_without_a_spacy_model(monkeypatch):
     monkeypatch.setattr(numerals, "load_spacy_model", lambda: None)
     assert parse_counts("Two cats on a sofa and a dog.") == {"cats": 2, "dog": 1}
-    with pytest.raises(RuntimeError, match="no spaCy English model"):
+    with pytest.raises(RuntimeError, match="en_core_web_sm could not be loaded"):
         parse_counts("Two cats.", backend="spacy")
 
 

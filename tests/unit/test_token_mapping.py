@@ -6,9 +6,12 @@ import io
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sentencepiece = pytest.importorskip("sentencepiece")
 
+from numina_core.targets import build_targets  # noqa: E402
 from numina_core.token_mapping import (  # noqa: E402
     PromptTokenizer, SentencePieceTokenizer, map_nouns_to_tokens, noun_token_indices)
 
@@ -137,3 +140,53 @@ def test_protocol_without_decode_piece_uses_id_search_only():
     assert noun_token_indices("two cats and a dog", "dog", tokenizer) == [4]
     with pytest.raises(ValueError, match="not in the prompt"):
         noun_token_indices("two air-balloons", "balloons", tokenizer)
+
+
+def test_weight_markup_is_removed_and_each_run_encoded_alone(tokenizer):
+    marked = "(three:1.2) cats and two dogs"
+    ids = tokenizer.encode_prompt(marked)
+    assert ids == tokenizer.encode_words("three") + tokenizer.encode_words(" cats and two dogs") + [1]
+    assert ids == tokenizer.encode_prompt("three cats and two dogs")
+    plain = noun_token_indices("three cats and two dogs", "dogs", tokenizer)
+    assert noun_token_indices(marked, "dogs", tokenizer) == plain
+    assert plain[-1] == len(ids) - 2  # the last word, not padding past the real tokens
+
+
+def test_noun_inside_markup_and_escaped_parentheses(tokenizer):
+    prompt = "three (cats:1.3) and two \\(dogs\\)"
+    ids = tokenizer.encode_prompt(prompt)
+    cats = noun_token_indices(prompt, "cats", tokenizer)
+    dogs = noun_token_indices(prompt, "dogs", tokenizer)
+    assert pieces_at(tokenizer, prompt, cats) == " cats"
+    assert pieces_at(tokenizer, prompt, dogs).strip() == "dogs"  # the literal brackets are not included
+    assert cats[-1] < dogs[0] and dogs[-1] < len(ids) - 1
+    assert "".join(tokenizer.decode_piece(i) for i in ids).count("dogs") == 1
+
+
+def test_targets_of_a_marked_up_prompt(tokenizer):
+    targets = build_targets("(three:1.2) cats and two dogs", tokenizer)
+    assert targets.counts == {"cats": 3, "dogs": 2}
+    for noun, indices in targets.token_indices.items():
+        assert pieces_at(tokenizer, targets.prompt, indices) == " " + noun
+
+
+def test_textual_inversion_embedding_is_a_clear_error(tokenizer):
+    for prompt in ("embedding:cute_cat two cats", "two cats, (embedding:style:1.2)", "two\nembedding:x cats"):
+        with pytest.raises(ValueError, match="textual-inversion embedding"):
+            tokenizer.encode_prompt(prompt)
+    # ComfyUI only looks an embedding up where "embedding:" starts a run or follows whitespace.
+    assert tokenizer.encode_prompt("two re-embedding: cats")[-1] == 1
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(st.lists(st.sampled_from(["two", "three", "a", "cats", "dog", "air-balloons", "(", ")", "\\(", "\\)", ":1.3",
+                                 ":", " ", ",", "٣", "²", "🐱", "embedding:x"]), max_size=12).map("".join))
+def test_marked_up_prompts_map_to_real_tokens_or_raise_value_error(tokenizer, prompt):
+    try:
+        targets = build_targets(prompt, tokenizer)
+    except ValueError:
+        return
+    if targets.is_empty:  # nothing was mapped, so the tokenizer was never asked
+        return
+    last_real_token = len(tokenizer.encode_prompt(prompt)) - 2
+    assert all(0 <= column <= last_real_token for columns in targets.token_indices.values() for column in columns)

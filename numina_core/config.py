@@ -43,6 +43,11 @@ class NuminaConfig:
     second, more exact PCA (sklearn, 7 iterations, 10 oversamples); one accurate PCA serves both here."""
     pca_oversamples: int = 8
     """Extra random probe vectors of the randomized PCA (accuracy of the rank-3 subspace)."""
+    capture_schedule_steps: int = 0
+    """*(deviation)* Steps phase 1 takes to reach the capture step's noise level. 0: the run's own schedule,
+    steps 0..t*-1 then the capture at t* (the reference; t*+1 model evaluations). k > 0: k of the run's own
+    sigmas from the first down to sigma(t*), evenly spaced in step index, then the capture at exactly
+    sigma(t*): k+1 evaluations (numina_core/schedule.py). Values ≥ t* are the reference."""
 
     # --- head selection (method.md §3) ---------------------------------------------------------
     sa_alpha: float = 1.0
@@ -157,7 +162,7 @@ class NuminaConfig:
 
 FIELD_RANGES: dict[str, tuple[float | None, float | None]] = {
     "reference_step": (0, None), "reference_layer": (0, None), "reference_total_steps": (1, None),
-    "pca_power_iterations": (0, 64), "pca_oversamples": (0, 256),
+    "pca_power_iterations": (0, 64), "pca_oversamples": (0, 256), "capture_schedule_steps": (0, None),
     "sa_alpha": (0, None), "sa_beta": (0, None), "sa_gamma": (0, None), "sa_block_grid": (1, None),
     "position_weight": (0, None), "meanshift_bandwidth": (1e-6, None), "bandwidth_quantile": (1e-6, 1),
     "bandwidth_samples": (1, None), "cross_attn_peak_ratio": (0, 1), "dbscan_eps": (1e-6, None),

@@ -70,8 +70,10 @@ _PRONOUN_FOLLOWERS = {"another", "other", "others", "of", "by", "after"}
 # "two more cats": the numeral counts the noun after "more" ("one more time" stays a measure).
 _ADDITION_WORDS = {"more", "additional", "extra"}
 # Before a numeral these point back at a group already introduced: "the three cats", "all three cats".
-_REFERRING_DETERMINERS = {"the", "these", "those", "both", "all", "its", "their", "his", "her", "our",
-                          "my", "your"}
+_REFERRING_DETERMINERS = {"the", "these", "those", "both", "all"}
+# A possessive points back only at a group introduced with the same one: "her two dogs … her two
+# dogs" is one group, "her two dogs and his two dogs" two.
+_POSSESSIVES = {"its", "their", "his", "her", "our", "my", "your"}
 # Between such a determiner and the numeral they keep the reference: "the same two dogs", "the first
 # two cats" (a part of the group); "the other two cats" is a different group.
 _REFERRING_MODIFIERS = {"same", "first", "last", "remaining", "aforementioned", "above"}
@@ -464,19 +466,21 @@ def _is_counted_article_phrase(words: list[Word], quantifier: int,
     return True, "subject"
 
 
-def _refers_back(words: list[Word], quantifier: int) -> bool:
-    """Whether the numeral at `quantifier` follows a referring determiner ("the three cats",
-    "all the same two dogs"), so that its noun phrase may name a group already introduced."""
+def _determiner_before(words: list[Word], quantifier: int) -> str:
+    """The lower-case word before the numeral at `quantifier`, past "same"/"first"/… ("the" in
+    "the same two dogs"); "" at the start."""
     index = quantifier - 1
     while index >= 0 and words[index].lower in _REFERRING_MODIFIERS:
         index -= 1
-    return index >= 0 and words[index].lower in _REFERRING_DETERMINERS
+    return words[index].lower if index >= 0 else ""
 
 
 def extract_counts(words: list[Word]) -> dict[str, int]:
     """Counted nouns and counts from classified words (the backend-independent part). A counted
-    noun mentioned again after a referring determiner keeps its first count."""
+    noun mentioned again after a referring determiner (or the possessive it was introduced with)
+    keeps its count."""
     counts: dict[str, int] = {}
+    introducing_possessives: dict[str, set[str]] = {}
     previous_phrase: tuple[int, str] | None = None  # (index of its last word, role)
     index = 0
     while index < len(words):
@@ -498,8 +502,12 @@ def extract_counts(words: list[Word]) -> dict[str, int]:
             counted = False  # "a pack of five dogs": the numeral inside counts
         if head_lower in _MEASURE_NOUNS:
             counted = False
-        if counted and not (surface in counts and _refers_back(words, index)):
+        determiner = _determiner_before(words, index)
+        refers_back = surface in counts and (
+            determiner in _REFERRING_DETERMINERS or determiner in introducing_possessives[surface])
+        if counted and not refers_back:
             counts[surface] = counts.get(surface, 0) + quantity.count
+            introducing_possessives.setdefault(surface, set()).update({determiner} & _POSSESSIVES)
         previous_phrase = (end - 1, role)
         index = end
     return counts

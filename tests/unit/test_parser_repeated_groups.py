@@ -1,6 +1,6 @@
 """A group mentioned again is the same group; a new mention adds. The rule: a numeral after a referring
-determiner (the, these, those, both, all, possessives; "same"/"first"/"last" may stand between) names a
-noun already counted and adds nothing; any other mention of the noun is another group."""
+determiner (the, these, those, both, all, or the possessive the group was introduced with; "same"/"first"/
+"last" may stand between) names a noun already counted and adds nothing; any other mention is another group."""
 from __future__ import annotations
 
 import pytest
@@ -34,6 +34,7 @@ NEW_GROUPS = [
     ("Two dogs sit by the door while the other two dogs run in the yard.", {"dogs": 4}),
     ("Three ducks swim in a pond and three ducks rest on the bank.", {"ducks": 6}),
     ("A cat on a sofa and a cat on the floor.", {"cat": 2}),
+    ("A woman with her two dogs and a man with his two dogs.", {"woman": 1, "dogs": 4, "man": 1}),
     # A reference to a noun not counted before introduces it.
     ("Three cats sit on a sofa. The two dogs bark.", {"cats": 3, "dogs": 2}),
 ]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import colorsys
 
-import cv2
 import numpy as np
 from scipy import ndimage
 
@@ -76,6 +75,8 @@ def layout_preview(labels: np.ndarray, spatial_factor: int = 1, temporal_stride:
     outline = upscale_frames(outline, spatial_factor)
     if spatial_factor >= 4:
         # Outline at pixel size: one token's border would hide small instances entirely.
+        import cv2  # lazily: a broken OpenCV install must not stop the pack from loading
+
         added = upscale_frames(labels >= FIRST_ADDED, spatial_factor)
         outline = np.stack([cv2.morphologyEx(a.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
                             for a in added]) & added
@@ -88,6 +89,8 @@ def heatmap_rgb(maps: np.ndarray) -> np.ndarray:
     peak = maps.reshape(len(maps), -1).max(axis=1).reshape(-1, 1, 1)
     scaled = np.where(peak > 0, maps / np.where(peak > 0, peak, 1), 0)
     gray = np.clip(scaled * 255, 0, 255).astype(np.uint8)
+    import cv2  # lazily: a broken OpenCV install must not stop the pack from loading
+
     coloured = np.stack([cv2.applyColorMap(g, cv2.COLORMAP_INFERNO) for g in gray])
     return coloured[..., ::-1].astype(np.float32) / 255.0
 
@@ -125,6 +128,8 @@ def mask_to_token_grid(mask: np.ndarray, grid: TokenGrid, temporal_stride: int =
         if height % grid.height or width % grid.width or height // grid.height != width // grid.width:
             raise ValueError(f"mask is {height}×{width}; it must be the token grid {grid.height}×{grid.width} "
                              f"or a whole multiple of it (the video's pixel size)")
+        import cv2  # lazily: a broken OpenCV install must not stop the pack from loading
+
         mask = np.stack([cv2.resize(m.astype(np.float32), (grid.width, grid.height), interpolation=cv2.INTER_AREA)
                          for m in mask])
     return mask >= 0.5

@@ -1,12 +1,20 @@
-"""Build example_workflows/*.json (ComfyUI's drag-and-drop "litegraph" format) from the graph
-descriptions below, reading every node's inputs, widgets and outputs from a real server's /object_info.
+"""Build example_workflows/<title>.json (ComfyUI's drag-and-drop "litegraph" format) and a same-named
+.jpg thumbnail (a drawing of the graph) from the graph descriptions below, reading every node's
+inputs, widgets and outputs from a real server's /object_info.
 
     python scripts/build_example_workflows.py            # starts a headless ComfyUI with the pack
     python scripts/build_example_workflows.py --url http://127.0.0.1:8188
     python scripts/build_example_workflows.py --check    # exit 1 if the committed files are stale
 
 The graphs use only ComfyUI core nodes and the pack's nodes, with the file names of Comfy-Org's
-repackaged Wan weights, so a user who has those files drags one in and presses Run.
+repackaged Wan weights, so a user who has those files drags one in and presses Run. Every supported
+ComfyUI builds the same files: the graphs use only core nodes whose widgets are the same in all of
+them (CreateVideo and SaveVideo changed in ComfyUI 0.33, so the videos are saved with Save Animated
+WEBP), and the pass-through outputs 0.33 gave output nodes are left out where nothing uses them.
+ComfyUI's template browser titles a pack's template by its file name and shows `<name>.jpg` beside it.
+
+To add a template: write a function returning a `Graph` (reuse `text_nodes`, `numina_chain`,
+`output_nodes`, `standard_groups`) and list it in `graphs()`.
 `workflow_to_api()` turns a saved workflow into the API format POST /prompt takes (what the
 frontend's "Export (API)" does), which the integration tests execute.
 """
@@ -24,10 +32,20 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW_DIR = REPO_ROOT / "example_workflows"
+THUMBNAIL_SUFFIX = ".jpg"  # the only one the frontend asks custom node packs for (1.27 to 1.49)
 
 # Frontend-only node types: they live in the browser and are dropped from the API format.
 FRONTEND_ONLY_TYPES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+# Nodes that draw images on themselves after a run, and those that print text on themselves
+# (the pack's nodes return it in their `ui`): both need room so nothing overlaps once a run fills them.
+IMAGE_PREVIEW_TYPES = {"PreviewImage", "SaveAnimatedWEBP", "NuminaHeadSelector", "NuminaCountableLayout",
+                       "NuminaLayoutRefiner"}
+TEXT_PREVIEW_TYPES = {"NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
+                      "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler"}
+NODE_WIDTH, PREVIEW_WIDTH, NOTE_SIZE = 340, 420, [440, 560]
+IMAGE_PREVIEW_HEIGHT, TEXT_PREVIEW_HEIGHT = 380, 90
+TITLE_HEIGHT = 30  # litegraph draws a node's title bar above its pos
 
 WAN21_REPO = "https://huggingface.co/Comfy-Org/Wan_2.1_ComfyUI_repackaged/resolve/main/split_files"
 WAN22_REPO = "https://huggingface.co/Comfy-Org/Wan_2.2_ComfyUI_Repackaged/resolve/main/split_files"
@@ -36,8 +54,8 @@ PROMPT = "Three corgis and two white cats playing together on a sunny lawn, cine
 NEGATIVE = ("blurry, low quality, worst quality, jpeg artifacts, static frame, distorted, deformed, extra limbs, "
             "duplicated body parts, watermark, text, subtitles, overexposed")
 SEED = 42
-NOTE_COLUMN, GUIDED_COLUMN = -1, 11
-COLUMN_WIDTH = 400
+NOTE_COLUMN, GUIDED_COLUMN = -1, 10
+COLUMN_WIDTH = 480
 VIDEO_PREFIX = {"numina": "numina", "baseline": "numina_baseline"}
 
 
@@ -60,7 +78,7 @@ class Node:
 
 @dataclass
 class Graph:
-    name: str
+    name: str  # the file name, which the template browser shows as the template's title
     nodes: list[Node]
     groups: list[tuple[str, list[str]]]  # (title, node keys)
 
@@ -69,48 +87,47 @@ def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
     return name, f"{repo}/{folder}/{name}", folder
 
 
-def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, capture_block: int,
-                 steps: int, cfg: float, sampler: str) -> list[Node]:
-    """Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s), with previews.
-    `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler."""
+def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, steps: int, cfg: float,
+                 sampler: str) -> list[Node]:
+    """Settings → Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s).
+    `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler.
+    Head Selector, Countable Layout and Layout Refiner show their own previews; only the
+    pre-generation needs a decode and a Preview Image."""
     common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
+    sampling = {"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0), "negative": ("negative", 0)}
+    settings = {"settings": ("settings", 0)}
     nodes = [
+        Node("settings", "NuminaSettings", 2, title="NUMINA Settings (used by every NUMINA node)"),
         Node("parser", "NuminaNumeralParser", 4, links={"prompt": ("prompt", 0), "clip": ("clip", 0)}),
-        Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets={**common, "capture_block": capture_block, "capture_step": -1},
-             links={"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0),
-                    "negative": ("negative", 0), "latent_image": (latent, 0), "targets": ("parser", 0)}),
-        Node("heads", "NuminaHeadSelector", 6, links={"capture": ("capture", 0)}),
+        Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets=common,
+             links={**sampling, "latent_image": (latent, 0), "targets": ("parser", 0), **settings}),
         Node("pre_decode", "VAEDecode", 6, title="Decode pre-generation",
              links={"samples": ("capture", 1), "vae": ("vae", 0)}),
-        Node("pre_preview", "PreviewImage", 7, title="Pre-generation (what phase 1 would draw)",
+        Node("pre_preview", "PreviewImage", 6, title="Pre-generation (what phase 1 would draw)",
              links={"images": ("pre_decode", 0)}),
-        Node("pca_preview", "PreviewImage", 7, title="Selected head's PCA map per frame", links={"images": ("heads", 1)}),
-        Node("cross_preview", "PreviewImage", 7, title="Cross-attention per noun", links={"images": ("heads", 2)}),
+        Node("heads", "NuminaHeadSelector", 7, links={"capture": ("capture", 0), **settings}),
         Node("layout", "NuminaCountableLayout", 8,
-             links={"heads": ("heads", 0), "targets": ("parser", 0), "capture": ("capture", 0)}),
-        Node("layout_preview", "PreviewImage", 9, title="Countable layout", links={"images": ("layout", 1)}),
-        Node("refiner", "NuminaLayoutRefiner", 9,
-             links={"layout": ("layout", 0), "targets": ("parser", 0)}),
-        Node("refined_preview", "PreviewImage", 10, title="Refined layout (added: white outline)",
-             links={"images": ("refiner", 1)}),
+             links={"heads": ("heads", 0), "targets": ("parser", 0), "capture": ("capture", 0), **settings}),
+        Node("refiner", "NuminaLayoutRefiner", 9, links={"layout": ("layout", 0), "targets": ("parser", 0), **settings}),
     ]
     for index, (model_key, extra, latent_key) in enumerate(guided):
         key = "guided" if index == 0 else f"guided_{index + 1}"
         nodes.append(Node(key, "NuminaLayoutGuidedSampler", GUIDED_COLUMN + index, widgets={**common, **extra},
-                          links={"model": (model_key, 0), "seed": ("seed", 0), "positive": ("positive", 0),
-                                 "negative": ("negative", 0), "latent_image": (latent_key, 0),
-                                 "layout": ("refiner", 0), "targets": ("parser", 0)}))
+                          links={**sampling, "model": (model_key, 0), "latent_image": (latent_key, 0),
+                                 "layout": ("refiner", 0), "targets": ("parser", 0), **settings}))
     return nodes
 
 
 def output_nodes(branch: str, latent_key: str, column: int, fps: float, title: str) -> list[Node]:
+    """Decode → Save Animated WEBP (its widgets are the same in every supported ComfyUI, unlike
+    CreateVideo → SaveVideo; the file plays in every browser and in the node itself)."""
     band = int(branch == "baseline")
     return [
         Node(f"{branch}_decode", "VAEDecode", column, links={"samples": (latent_key, 0), "vae": ("vae", 0)}, band=band),
-        Node(f"{branch}_video", "CreateVideo", column + 1, widgets={"fps": fps},
+        Node(f"{branch}_save", "SaveAnimatedWEBP", column + 1, title=title,
+             widgets={"filename_prefix": f"video/{VIDEO_PREFIX[branch]}", "fps": fps, "lossless": False,
+                      "quality": 90, "method": "default"},
              links={"images": (f"{branch}_decode", 0)}, band=band),
-        Node(f"{branch}_save", "SaveVideo", column + 2, title=title,
-             widgets={"filename_prefix": f"video/{VIDEO_PREFIX[branch]}"}, links={"video": (f"{branch}_video", 0)}, band=band),
     ]
 
 
@@ -131,11 +148,13 @@ Write the counts in the prompt ("three corgis and two cats"). **NUMINA Numeral P
 
 1. **Attention Capture KSampler** samples until 40 % of the run and reads one block's attention.
 2. **Head Selector**, **Countable Layout**, **Layout Refiner** turn it into one instance layout per frame
-   with exactly the requested counts (see the previews).
+   with exactly the requested counts (each shows its preview after a run).
 3. **Layout-Guided Sampler** regenerates from the same seed, steering cross-attention to the layout.
 
-The plain **KSampler** branch is the baseline with the same seed; mute its group to save time.
-Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor → *NUMINA Mask to Layout*.
+**NUMINA Settings** holds the preset, the guidance *strength* and the *capture_block* (-1: the middle
+block) for every NUMINA node. The plain **KSampler** branch is the baseline with the same seed; mute
+its group to save time. Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor →
+*NUMINA Mask to Layout*. For MP4 files, replace *Save Animated WEBP* by *Create Video* → *Save Video*.
 
 **Models** (Comfy-Org repackaged weights):
 """
@@ -146,7 +165,14 @@ def how_to_note(title: str, models: list[tuple[str, str, str]]) -> Node:
     return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines))
 
 
-def wan21_graph(name: str, title: str, unet: str, width: int, height: int, length: int, capture_block: int) -> Graph:
+def baseline_sampler(steps: int, cfg: float, sampler: str) -> Node:
+    return Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
+                widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
+                links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                       "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1)
+
+
+def wan21_graph(title: str, unet: str, width: int, height: int, length: int) -> Graph:
     unet_file = model_file("diffusion_models", WAN21_REPO, unet)
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     vae_file = model_file("vae", WAN21_REPO, "wan_2.1_vae.safetensors")
@@ -160,38 +186,34 @@ def wan21_graph(name: str, title: str, unet: str, width: int, height: int, lengt
         *text_nodes(),
         Node("latent", "EmptyHunyuanLatentVideo", 3,
              widgets={"width": width, "height": height, "length": length, "batch_size": 1}),
-        *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
-                      capture_block=capture_block, steps=steps, cfg=cfg, sampler=sampler),
-        Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
-             widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
-             links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
-                    "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1),
+        *numina_chain(model="model", guided=[("model", {}, "latent")], latent="latent", steps=steps, cfg=cfg,
+                      sampler=sampler),
+        baseline_sampler(steps, cfg, sampler),
         *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 16.0, "NUMINA video"),
         *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 16.0, "Baseline video"),
     ]
-    return Graph(name, nodes, standard_groups())
+    return Graph(title, nodes, standard_groups())
 
 
 def standard_groups() -> list[tuple[str, list[str]]]:
     return [
         ("Models", ["unet", "unet_low", "clip", "vae", "model", "model_low"]),
-        ("Prompt, seed and counts", ["seed", "prompt", "positive", "negative", "latent", "parser"]),
-        ("NUMINA phase 1: attention capture", ["capture", "heads", "pre_decode", "pre_preview", "pca_preview",
-                                               "cross_preview"]),
-        ("NUMINA countable layout", ["layout", "layout_preview", "refiner", "refined_preview"]),
-        ("NUMINA phase 2: guided sampling", ["guided", "guided_2", "numina_decode", "numina_video", "numina_save"]),
-        ("Baseline (mute to skip)", ["baseline", "baseline_2", "baseline_decode", "baseline_video", "baseline_save"]),
+        ("Prompt, seed, settings and counts", ["seed", "prompt", "settings", "positive", "negative", "latent", "parser"]),
+        ("NUMINA phase 1: attention capture", ["capture", "pre_decode", "pre_preview"]),
+        ("NUMINA countable layout", ["heads", "layout", "refiner"]),
+        ("NUMINA phase 2: guided sampling", ["guided", "guided_2", "numina_decode", "numina_save"]),
+        ("Baseline (mute to skip)", ["baseline", "baseline_2", "baseline_decode", "baseline_save"]),
     ]
 
 
 def wan22_5b_graph() -> Graph:
-    title = "NUMINA · Wan2.2 TI2V 5B text to video"
+    title = "NUMINA Wan2.2 TI2V 5B"
     unet_file = model_file("diffusion_models", WAN22_REPO, "wan2.2_ti2v_5B_fp16.safetensors")
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     vae_file = model_file("vae", WAN22_REPO, "wan2.2_vae.safetensors")
     steps, cfg, sampler = 20, 5.0, "uni_pc"
     nodes = [
-        how_to_note(title, [unet_file, clip_file, vae_file]),
+        how_to_note(f"{title} text to video", [unet_file, clip_file, vae_file]),
         Node("unet", "UNETLoader", 0, widgets={"unet_name": unet_file[0]}, models=[unet_file]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
         Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
@@ -199,20 +221,17 @@ def wan22_5b_graph() -> Graph:
         *text_nodes(),
         Node("latent", "Wan22ImageToVideoLatent", 3, title="Video latent (no start image: text to video)",
              widgets={"width": 1280, "height": 704, "length": 121, "batch_size": 1}, links={"vae": ("vae", 0)}),
-        *numina_chain(model="model", guided=[("model", {"strength": 1.0}, "latent")], latent="latent",
-                      capture_block=15, steps=steps, cfg=cfg, sampler=sampler),
-        Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
-             widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
-             links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
-                    "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1),
+        *numina_chain(model="model", guided=[("model", {}, "latent")], latent="latent", steps=steps, cfg=cfg,
+                      sampler=sampler),
+        baseline_sampler(steps, cfg, sampler),
         *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 24.0, "NUMINA video"),
         *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 24.0, "Baseline video"),
     ]
-    return Graph("numina_wan22_ti2v_5b", nodes, standard_groups())
+    return Graph(title, nodes, standard_groups())
 
 
 def wan22_a14b_graph() -> Graph:
-    title = "NUMINA · Wan2.2 T2V A14B (two experts)"
+    title = "NUMINA Wan2.2 T2V A14B"
     high = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors")
     low = model_file("diffusion_models", WAN22_REPO, "wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors")
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
@@ -224,7 +243,7 @@ def wan22_a14b_graph() -> Graph:
     low_stage = {"add_noise": False, "start_at_step": switch, "end_at_step": 10000, "return_with_leftover_noise": False}
     baseline_common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
     nodes = [
-        how_to_note(title, [high, low, clip_file, vae_file]),
+        how_to_note(f"{title} (two experts)", [high, low, clip_file, vae_file]),
         Node("unet", "UNETLoader", 0, title="High-noise expert", widgets={"unet_name": high[0]}, models=[high]),
         Node("unet_low", "UNETLoader", 0, title="Low-noise expert", widgets={"unet_name": low[0]}, models=[low]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
@@ -235,9 +254,8 @@ def wan22_a14b_graph() -> Graph:
              links={"model": ("unet_low", 0)}),
         *text_nodes(),
         Node("latent", "EmptyHunyuanLatentVideo", 3, widgets={"width": 1280, "height": 720, "length": 81, "batch_size": 1}),
-        *numina_chain(model="model", guided=[("model", {"strength": 1.0, **high_stage}, "latent"),
-                                             ("model_low", {"strength": 1.0, **low_stage}, "guided")],
-                      latent="latent", capture_block=20, steps=steps, cfg=cfg, sampler=sampler),
+        *numina_chain(model="model", guided=[("model", high_stage, "latent"), ("model_low", low_stage, "guided")],
+                      latent="latent", steps=steps, cfg=cfg, sampler=sampler),
         Node("baseline", "KSamplerAdvanced", 5, title="Baseline high noise (same seed)",
              widgets={**baseline_common, "add_noise": "enable", "start_at_step": 0, "end_at_step": switch,
                       "return_with_leftover_noise": "enable"},
@@ -251,13 +269,15 @@ def wan22_a14b_graph() -> Graph:
         *output_nodes("numina", "guided_2", GUIDED_COLUMN + 2, 16.0, "NUMINA video"),
         *output_nodes("baseline", "baseline_2", GUIDED_COLUMN + 2, 16.0, "Baseline video"),
     ]
-    return Graph("numina_wan22_t2v_a14b", nodes, standard_groups())
+    return Graph(title, nodes, standard_groups())
 
 
 def graphs() -> list[Graph]:
+    # The middle block, NUMINA's capture block, is the Settings node's default (-1): 15 of 30 blocks
+    # for the 1.3B and 5B models, 20 of 40 for the 14B ones.
     return [
-        wan21_graph("numina_wan21_t2v_1.3b", "NUMINA · Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81, 15),
-        wan21_graph("numina_wan21_t2v_14b", "NUMINA · Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81, 20),
+        wan21_graph("NUMINA Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81),
+        wan21_graph("NUMINA Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81),
         wan22_5b_graph(),
         wan22_a14b_graph(),
     ]
@@ -298,16 +318,28 @@ def default_value(kind: str, options: dict, choices: list) -> Any:
             "BOOLEAN": False}.get(kind, "")
 
 
-def node_size(info: dict, node: Node) -> list[int]:
+def node_size(info: dict, node: Node, output_count: int) -> list[int]:
     if node.text is not None:
-        return [420, 460]
-    rows = max(len(info.get("output", [])), sum(1 for _, kind, o, _ in input_specs(info) if not is_widget(kind, o)))
-    widgets = sum(1 + bool(o.get("control_after_generate")) for _, kind, o, _ in input_specs(info) if is_widget(kind, o))
-    tall = sum(1 for _, kind, o, _ in input_specs(info) if kind == "STRING" and o.get("multiline"))
+        return list(NOTE_SIZE)
+    specs = input_specs(info)
+    rows = max(output_count, sum(1 for _, kind, o, _ in specs if not is_widget(kind, o)))
+    widgets = sum(1 + bool(o.get("control_after_generate")) for _, kind, o, _ in specs if is_widget(kind, o))
+    tall = sum(1 for _, kind, o, _ in specs if kind == "STRING" and o.get("multiline"))
     height = 46 + 22 * rows + 26 * widgets + 70 * tall
-    if node.type in ("PreviewImage", "SaveVideo", "SaveImage"):
-        height = max(height, 300)
-    return [340, height]
+    height += IMAGE_PREVIEW_HEIGHT * (node.type in IMAGE_PREVIEW_TYPES) + TEXT_PREVIEW_HEIGHT * (node.type in TEXT_PREVIEW_TYPES)
+    width = PREVIEW_WIDTH if node.type in IMAGE_PREVIEW_TYPES else NODE_WIDTH
+    return [width, height]
+
+
+def node_outputs(graph: Graph, node: Node, info: dict) -> list[dict]:
+    """The node's output slots. An output node none of whose outputs the graph uses gets none: ComfyUI
+    0.33 gave Preview Image and the Save nodes a pass-through output older versions lack, and the
+    frontend keeps a loaded node's own outputs when the file lists none, so one file suits both."""
+    used = any(source == node.key for other in graph.nodes for source, _ in other.links.values())
+    if info.get("output_node") and not used:
+        return []
+    return [{"name": name, "type": kind, "links": [], "slot_index": slot}
+            for slot, (name, kind) in enumerate(zip(info.get("output_name", []), info.get("output", [])))]
 
 
 def build_workflow(graph: Graph, object_info: dict) -> dict:
@@ -318,11 +350,8 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
     ids = {node.key: index + 1 for index, node in enumerate(graph.nodes)}
     by_key = {node.key: node for node in graph.nodes}
     order = topological_order(graph)
-    links, inputs_of, outputs_of = [], {}, {}
-    for node in graph.nodes:
-        info = object_info.get(node.type, {})
-        outputs_of[node.key] = [{"name": name, "type": kind, "links": [], "slot_index": slot}
-                                for slot, (name, kind) in enumerate(zip(info.get("output_name", []), info.get("output", [])))]
+    links, inputs_of = [], {}
+    outputs_of = {node.key: node_outputs(graph, node, object_info.get(node.type, {})) for node in graph.nodes}
     for node in graph.nodes:
         info = object_info.get(node.type, {})
         specs = input_specs(info)
@@ -352,9 +381,9 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
     for band in sorted({node.band for node in graph.nodes}):
         columns = {}
         for node in (n for n in graph.nodes if n.band == band):
-            size = node_size(object_info.get(node.type, {}), node)
+            size = node_size(object_info.get(node.type, {}), node, len(outputs_of[node.key]))
             y = columns.get(node.column, band_top)
-            columns[node.column] = y + size[1] + 60
+            columns[node.column] = y + size[1] + TITLE_HEIGHT + 40
             positions[node.key] = ([node.column * COLUMN_WIDTH - 100 * (node.column == NOTE_COLUMN), y], size)
         band_top = max(columns.values()) + 100  # room for the group titles
     nodes = []
@@ -375,16 +404,16 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
             entry["widgets_values"] = widget_values(graph, node, info)
         nodes.append(entry)
     groups = []
-    for title, keys in graph.groups:
+    for (title, keys), colour in zip(graph.groups, GROUP_COLOURS):
         members = [n for n in nodes if any(ids.get(k) == n["id"] for k in keys if k in by_key)]
         if not members:
             continue
         left = min(n["pos"][0] for n in members) - 20
-        top = min(n["pos"][1] for n in members) - 60
+        top = min(n["pos"][1] for n in members) - TITLE_HEIGHT - 50
         right = max(n["pos"][0] + n["size"][0] for n in members) + 20
         bottom = max(n["pos"][1] + n["size"][1] for n in members) + 20
         groups.append({"id": len(groups) + 1, "title": title, "bounding": [left, top, right - left, bottom - top],
-                       "color": "#3f789e", "font_size": 24, "flags": {}})
+                       "color": colour, "font_size": 24, "flags": {}})
     return {
         "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"numina-count-control/{graph.name}")),
         "revision": 0, "last_node_id": len(nodes), "last_link_id": len(links),
@@ -392,6 +421,10 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
         "extra": {"ds": {"scale": 0.6, "offset": [560, 80]}},
         "version": 0.4,
     }
+
+
+# One colour per standard group, from the frontend's group palette.
+GROUP_COLOURS = ["#3f789e", "#8a8a3f", "#a1309b", "#88a", "#3f8f5f", "#444"]
 
 
 def widget_values(graph: Graph, node: Node, info: dict) -> list:
@@ -428,6 +461,69 @@ def topological_order(graph: Graph) -> list[str]:
             done.append(key)
             del pending[key]
     return done
+
+
+# -- thumbnail: a drawing of the graph's layout ----------------------------------------------------
+
+THUMBNAIL_SIZE = (640, 400)
+NUMINA_COLOUR, CORE_COLOUR, NOTE_COLOUR = (97, 86, 236), (70, 70, 70), (60, 90, 60)
+
+
+def render_thumbnail(workflow: dict, title: str):
+    """The workflow drawn as the canvas shows it from afar, under the template's title: coloured groups,
+    nodes (the pack's in violet) and links, with a legend naming the groups. Returns a PIL image."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = THUMBNAIL_SIZE
+    header, legend_rows, row_height = 44, (len(workflow["groups"]) + 1) // 2, 20
+    legend_top = height - legend_rows * row_height - 8
+    image = Image.new("RGB", THUMBNAIL_SIZE, (24, 24, 24))
+    draw = ImageDraw.Draw(image, "RGBA")
+    boxes = [(n["pos"][0], n["pos"][1] - TITLE_HEIGHT, n["pos"][0] + n["size"][0], n["pos"][1] + n["size"][1])
+             for n in workflow["nodes"]]
+    boxes += [(g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2], g["bounding"][1] + g["bounding"][3])
+              for g in workflow["groups"]]
+    left, top = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    right, bottom = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    scale = min((width - 24) / (right - left), (legend_top - header - 16) / (bottom - top))
+    offset_x = (width - (right - left) * scale) / 2
+    offset_y = header + (legend_top - header - (bottom - top) * scale) / 2
+
+    def at(x: float, y: float) -> tuple[float, float]:
+        return offset_x + (x - left) * scale, offset_y + (y - top) * scale
+
+    def hex_rgb(colour: str) -> tuple[int, int, int]:
+        digits = colour.lstrip("#")
+        digits = "".join(c * 2 for c in digits) if len(digits) == 3 else digits
+        return tuple(int(digits[i:i + 2], 16) for i in (0, 2, 4))
+
+    label_font = ImageFont.load_default(size=13)
+    for index, group in enumerate(workflow["groups"]):
+        x, y, w, h = group["bounding"]
+        colour = hex_rgb(group["color"])
+        draw.rectangle([*at(x, y), *at(x + w, y + h)], fill=(*colour, 80), outline=(*colour, 230))
+        legend_x, legend_y = 16 + (index % 2) * (width // 2), legend_top + (index // 2) * row_height
+        draw.rectangle([legend_x, legend_y + 3, legend_x + 12, legend_y + 15], fill=(*colour, 255))
+        draw.text((legend_x + 18, legend_y + 1), group["title"], font=label_font, fill=(225, 225, 225))
+    by_id = {n["id"]: n for n in workflow["nodes"]}
+    for _, origin, origin_slot, target, target_slot, _ in workflow["links"]:
+        source, sink = by_id[origin], by_id[target]
+        start = at(source["pos"][0] + source["size"][0], source["pos"][1] + 10 + 22 * origin_slot)
+        end = at(sink["pos"][0], sink["pos"][1] + 10 + 22 * target_slot)
+        draw.line([start, end], fill=(190, 190, 190, 90), width=1)
+    for node in workflow["nodes"]:
+        colour = NOTE_COLOUR if node["type"] in FRONTEND_ONLY_TYPES else (
+            NUMINA_COLOUR if node["type"].startswith("Numina") else CORE_COLOUR)
+        x, y = node["pos"]
+        w, h = node["size"]
+        draw.rectangle([*at(x, y - TITLE_HEIGHT), *at(x + w, y + h)], fill=(*colour, 240), outline=(15, 15, 15))
+        draw.rectangle([*at(x, y - TITLE_HEIGHT), *at(x + w, y)], fill=(255, 255, 255, 50))
+    draw.text((14, 10), title, font=ImageFont.load_default(size=24), fill=(255, 255, 255))
+    return image
+
+
+def write_thumbnail(workflow: dict, title: str, path: Path) -> None:
+    render_thumbnail(workflow, title).save(path, quality=88, optimize=True)
 
 
 # -- litegraph JSON → API format ---------------------------------------------------------------------
@@ -491,15 +587,22 @@ def main() -> int:
         object_info = object_info_from_fresh_server()
     stale = []
     WORKFLOW_DIR.mkdir(exist_ok=True)
+    built = {graph.name for graph in graphs()}
+    leftovers = sorted(path.name for path in WORKFLOW_DIR.iterdir() if path.stem not in built)
     for graph in graphs():
         path = WORKFLOW_DIR / f"{graph.name}.json"
-        text = render(build_workflow(graph, object_info))
+        workflow = build_workflow(graph, object_info)
+        text = render(workflow)
         if args.check:
-            if not path.is_file() or path.read_text() != text:
+            if not path.is_file() or path.read_text() != text or not path.with_suffix(THUMBNAIL_SUFFIX).is_file():
                 stale.append(path.name)
         else:
             path.write_text(text)
-            print(f"wrote {path.relative_to(REPO_ROOT)}")
+            write_thumbnail(workflow, graph.name, path.with_suffix(THUMBNAIL_SUFFIX))
+            print(f"wrote {path.relative_to(REPO_ROOT)} and its thumbnail")
+    if leftovers:
+        print(f"files in {WORKFLOW_DIR.relative_to(REPO_ROOT)} that no graph builds (delete them): {leftovers}")
+        stale += leftovers
     if stale:
         print(f"stale example workflows (run scripts/build_example_workflows.py): {stale}")
         return 1

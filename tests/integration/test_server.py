@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import json
 import re
+import urllib.parse
 import urllib.request
+from itertools import combinations
 
 import pytest
 
-from scripts.build_example_workflows import FRONTEND_ONLY_TYPES, WORKFLOW_DIR, workflow_to_api
+from scripts.build_example_workflows import (FRONTEND_ONLY_TYPES, IMAGE_PREVIEW_TYPES, THUMBNAIL_SUFFIX, TITLE_HEIGHT,
+                                             WORKFLOW_DIR, graphs, workflow_to_api)
 from scripts import run_demo as testbed_graph
 from devtools.server import PACK_FOLDER_NAME, ComfyServer, ComfyServerError
 
-NUMINA_NODE_IDS = ["NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
+NUMINA_NODE_IDS = ["NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
                    "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler",
                    "NuminaLayoutToMask", "NuminaMaskToLayout", "NuminaCountObjects"]
 EXAMPLES = sorted(path.stem for path in WORKFLOW_DIR.glob("*.json"))
-EXPECTED_EXAMPLES = ["numina_wan21_t2v_1.3b", "numina_wan21_t2v_14b", "numina_wan22_t2v_a14b", "numina_wan22_ti2v_5b"]
+EXPECTED_EXAMPLES = sorted(graph.name for graph in graphs())
 LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "VAELoader": "vae"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
@@ -83,11 +86,17 @@ def test_object_info_lists_every_numina_node(object_info):
 
 
 def test_workflow_templates_lists_the_examples(server):
+    """The template browser lists every example under its readable file name, with its .jpg thumbnail."""
     assert EXAMPLES == EXPECTED_EXAMPLES
+    assert all(name.startswith("NUMINA Wan") for name in EXAMPLES), EXAMPLES
     listed = json.loads(server._request("GET", "/api/workflow_templates"))
     assert sorted(listed.get(PACK_FOLDER_NAME, [])) == EXPECTED_EXAMPLES, listed
-    served = json.loads(server._request("GET", f"/api/workflow_templates/{PACK_FOLDER_NAME}/{EXAMPLES[0]}.json"))
-    assert served == example(EXAMPLES[0])
+    for name in EXAMPLES:
+        served = server._request("GET", f"/api/workflow_templates/{PACK_FOLDER_NAME}/{urllib.parse.quote(name)}.json")
+        assert json.loads(served) == example(name)
+        thumbnail = server._request("GET", f"/api/workflow_templates/{PACK_FOLDER_NAME}/"
+                                           f"{urllib.parse.quote(name)}{THUMBNAIL_SUFFIX}")
+        assert thumbnail[:3] == b"\xff\xd8\xff" and 5_000 < len(thumbnail) < 100_000, (name, len(thumbnail))
 
 
 # -- example workflows against /object_info -------------------------------------------------------
@@ -130,8 +139,9 @@ def test_example_workflow_matches_object_info(name, object_info):
     unknown = {node["type"] for node in nodes.values()} - set(object_info) - FRONTEND_ONLY_TYPES
     assert not unknown, f"{name}: node types that exist neither in ComfyUI core nor in the pack: {unknown}"
     used = {node["type"] for node in nodes.values()}
-    assert {"NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector", "NuminaCountableLayout",
-            "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler", "VAEDecode", "SaveVideo"} <= used, used
+    assert {"NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
+            "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler", "VAEDecode",
+            "SaveAnimatedWEBP"} <= used, used
 
     for link_id, origin, origin_slot, target, target_slot, link_type in workflow["links"]:
         output_type = object_info[nodes[origin]["type"]]["output"][origin_slot]
@@ -199,9 +209,56 @@ def test_testbed_pipeline_executes(server, object_info):
 
 
 def test_committed_examples_equal_a_fresh_build(object_info):
-    """example_workflows/ is what scripts/build_example_workflows.py makes from today's /object_info."""
-    from scripts.build_example_workflows import build_workflow, graphs, render
+    """example_workflows/ is what scripts/build_example_workflows.py makes from this server's /object_info:
+    run against every supported ComfyUI, this shows one set of files suits them all."""
+    from scripts.build_example_workflows import build_workflow, render
 
     stale = [g.name for g in graphs()
              if render(build_workflow(g, object_info)) != (WORKFLOW_DIR / f"{g.name}.json").read_text()]
     assert not stale, f"run scripts/build_example_workflows.py: {stale} are stale"
+
+
+# -- example workflows as the canvas shows them ----------------------------------------------------
+
+def node_box(node: dict) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) on the canvas, title bar included."""
+    (x, y), (width, height) = node["pos"], node["size"]
+    return x, y - TITLE_HEIGHT, x + width, y + height
+
+
+def overlap(a: tuple, b: tuple) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+@pytest.mark.parametrize("name", EXPECTED_EXAMPLES)
+def test_example_layout_is_tidy(name):
+    """No two nodes or groups overlap, every node sits in at most one group, nodes that draw images get
+    room for them, and no image is previewed twice (a node showing its own preview feeds no Preview Image)."""
+    workflow = example(name)
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    for a, b in combinations(nodes.values(), 2):
+        assert not overlap(node_box(a), node_box(b)), f"{name}: nodes {a['id']} and {b['id']} overlap"
+    groups = [(g["bounding"][0], g["bounding"][1], g["bounding"][0] + g["bounding"][2],
+               g["bounding"][1] + g["bounding"][3]) for g in workflow["groups"]]
+    for a, b in combinations(groups, 2):
+        assert not overlap(a, b), f"{name}: groups {a} and {b} overlap"
+    for node in nodes.values():
+        assert sum(overlap(node_box(node), group) for group in groups) <= 1, f"{name}: node {node['id']} in two groups"
+        if node["type"] in IMAGE_PREVIEW_TYPES:
+            assert node["size"][0] >= 400 and node["size"][1] >= 400, f"{name}: node {node['id']} {node['size']}"
+    for _, origin, _, target, _, _ in workflow["links"]:
+        if nodes[target]["type"] == "PreviewImage":
+            assert nodes[origin]["type"] not in IMAGE_PREVIEW_TYPES, f"{name}: {nodes[origin]['type']} previewed twice"
+
+
+@pytest.mark.parametrize("name", EXPECTED_EXAMPLES)
+def test_example_shares_one_settings_node(name):
+    """One NUMINA Settings node, at its defaults (the capture block -1 is the model's middle block), feeds
+    every NUMINA node that takes settings."""
+    workflow = example(name)
+    settings = [node for node in workflow["nodes"] if node["type"] == "NuminaSettings"]
+    assert len(settings) == 1 and settings[0]["widgets_values"] == ["improved", 1.0, -1, ""], settings
+    fed = {target for link_id, origin, _, target, _, _ in workflow["links"] if origin == settings[0]["id"]}
+    takes_settings = {node["id"] for node in workflow["nodes"]
+                      if any(entry["name"] == "settings" for entry in node["inputs"])}
+    assert fed == takes_settings and len(fed) >= 5, (fed, takes_settings)

@@ -89,7 +89,19 @@ class NuminaConfig:
     focus_component_peak_ratio: float = 0.5
     """*(deviation)* An uncovered focus component must reach this fraction of the frame's peak."""
     min_instance_pixels: int = 1
-    """*(deviation)* Instances smaller than this many tokens are dropped (1 keeps the reference)."""
+    """*(deviation)* Instances smaller than this many tokens are dropped (1 keeps the reference). `improved`
+    uses 4, a 2×2-token object: 32×32 pixels on Wan2.1's 16-pixel tokens (1/390 of its 30×52 frame), 64×64
+    on Wan2.2 5B's 32-pixel tokens. Smaller regions are fragments of split clusters or of noise (issue 11:
+    a noun with no real instance got 27 instances, 20 of them single tokens), and a fragment that is the
+    frame's smallest instance would become the refinement's template; the testbed's smallest objects
+    (radius 3.5 px at 2 px per token) cover about 9 tokens, so real instances stay."""
+    min_peak_to_median: float = 1.0
+    """*(deviation)* A frame whose cross-attention peak is less than this multiple of the map's median has
+    no localized response to the noun: its focus mask is empty, so the noun gets 0 instances there instead
+    of the background cluster (a flat map puts the whole frame in the focus mask) or noise fragments.
+    1 keeps the reference (every map passes). `improved` uses 2: the noun is absent only where half the
+    frame attends to it at least half as much as at the peak (a flat synthetic map measures 1.5, planted
+    instances over 200)."""
 
     # --- refinement (method.md §5) -------------------------------------------------------------
     circle_radius: int = 5
@@ -167,7 +179,8 @@ FIELD_RANGES: dict[str, tuple[float | None, float | None]] = {
     "position_weight": (0, None), "meanshift_bandwidth": (1e-6, None), "bandwidth_quantile": (1e-6, 1),
     "bandwidth_samples": (1, None), "cross_attn_peak_ratio": (0, 1), "dbscan_eps": (1e-6, None),
     "dbscan_min_samples": (1, None), "semantic_overlap_tau": (0, 1), "focus_component_peak_ratio": (0, 1),
-    "min_instance_pixels": (1, None), "circle_radius": (0, None), "lambda_center": (0, None),
+    "min_instance_pixels": (1, None), "min_peak_to_median": (1, None),
+    "circle_radius": (0, None), "lambda_center": (0, None),
     "lambda_temporal": (0, None), "placement_grid_step": (1, None), "modulation_amplitude": (None, None),
     "modulation_center": (None, None), "modulation_offset": (None, None), "modulation_min_delta": (None, None),
     "suppress_scale": (0, 1e4), "circle_bias": (0, 1e4), "guidance_strength": (0, 100),
@@ -236,7 +249,8 @@ PRESETS: dict[str, NuminaConfig] = {
     "reference": NuminaConfig(),
     "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
     "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True,
-                             cross_attn_peak_ratio=0.2, whole_additions=True),
+                             cross_attn_peak_ratio=0.2, whole_additions=True, min_instance_pixels=4,
+                             min_peak_to_median=2.0),
 }
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""
 

@@ -132,12 +132,15 @@ def disc_offsets(radius: float) -> np.ndarray:
 
 def focus_mask(cross_map: np.ndarray, config: NuminaConfig) -> np.ndarray:
     """Pixels whose cross-attention is at least peak_ratio·peak, minus DBSCAN noise points, bool [H, W].
+    Empty when the peak is below min_peak_to_median × the median: the map has no localized response.
 
     On grid points DBSCAN's non-noise set is exactly: core points (≥ min_samples kept pixels, itself
     included, within eps) and kept pixels within eps of a core point. Two image filters compute that
     (tested equal to sklearn's DBSCAN), instead of a neighbour search per frame and noun."""
     peak = float(cross_map.max())
-    if not np.isfinite(peak) or peak <= 0:
+    # A ratio of 1 always passes (peak ≥ median): skip the median then.
+    flat = config.min_peak_to_median > 1 and peak < config.min_peak_to_median * float(np.median(cross_map))
+    if not np.isfinite(peak) or peak <= 0 or flat:
         return np.zeros(cross_map.shape, dtype=bool)
     kept = cross_map >= config.cross_attn_peak_ratio * peak
     disc = disc_offsets(config.dbscan_eps)
@@ -171,7 +174,8 @@ def add_uncovered_focus_components(instances: np.ndarray, focus: np.ndarray, cro
                                    config: NuminaConfig) -> np.ndarray:
     """Give every 4-connected focus component that existing instances cover by less than τ, and whose own
     cross-attention peak is at least `focus_component_peak_ratio` of the frame's, its own label (on its
-    uncovered pixels), up to 99 instances. The peak condition keeps scattered weak responses out."""
+    uncovered pixels, when they are at least min_instance_pixels), up to 99 instances. The peak condition
+    keeps scattered weak responses out."""
     components, count = ndimage.label(focus)
     out = instances.copy()
     next_label = int(out.max()) + 1
@@ -180,8 +184,10 @@ def add_uncovered_focus_components(instances: np.ndarray, focus: np.ndarray, cro
         if next_label > MAX_DETECTED:
             break
         region = components == label
-        if (out[region] > 0).mean() < config.semantic_overlap_tau and cross_map[region].max() >= strong:
-            out[region & (out == 0)] = next_label
+        uncovered = region & (out == 0)
+        if ((out[region] > 0).mean() < config.semantic_overlap_tau and cross_map[region].max() >= strong
+                and uncovered.sum() >= config.min_instance_pixels):
+            out[uncovered] = next_label
             next_label += 1
     return out
 

@@ -34,7 +34,7 @@ from testbed.synthetic import CATEGORIES, count_objects, parse_prompt  # noqa: E
 
 DEFAULT_PROMPT = "three red discs and two blue squares"
 
-# Testbed node ids (nodes/testbed_nodes.py) and the testbed's sizes.
+# Testbed node ids (testbed/nodes.py) and the testbed's sizes.
 TESTBED_LOADER = "NuminaTestbedModelLoader"
 TESTBED_ENCODE = "NuminaTestbedTextEncode"
 TESTBED_EMPTY = "NuminaTestbedEmptyVideo"
@@ -54,7 +54,7 @@ def unavailable_reason(object_info: dict) -> str | None:
     """Why the testbed pipeline cannot run on this server, or None."""
     missing = [node for node in TESTBED_NODES if node not in object_info]
     if missing:
-        return (f"testbed nodes {missing} are not registered (nodes/testbed_nodes.py must be listed in "
+        return (f"testbed nodes {missing} are not registered (testbed/nodes.py must be importable from "
                 "nodes/__init__.py)")
     if not first_option(object_info[TESTBED_LOADER], weights_input(object_info)):
         return "no testbed weights (testbed/weights/*.safetensors) are listed by the testbed loader"

@@ -7,9 +7,7 @@ capture and guidance hooks inside ComfyUI's sampler, and numina_core's head sele
 """
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +20,8 @@ from testbed import synthetic as sc
 from testbed.evaluate import Arm, TestbedSession, register_arm
 from testbed.model import FRAMES, SIZE, TestbedTokenizer
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-PACK_NAME = "numina_pack"
+from devtools.comfyui import import_pack
+
 CAPTURE_BLOCK = 3
 """Block 3 of the testbed's 6: the middle, as block 15 of Wan2.1-1.3B's 30."""
 PATCH = 2
@@ -31,17 +29,12 @@ PATCH = 2
 
 
 def pack():
-    """The pack imported as ComfyUI would import it (ComfyUI must be importable first)."""
-    if PACK_NAME not in sys.modules:
-        spec = importlib.util.spec_from_file_location(PACK_NAME, REPO_ROOT / "__init__.py",
-                                                      submodule_search_locations=[str(REPO_ROOT)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[PACK_NAME] = module
-        spec.loader.exec_module(module)
-    from numina_pack.nodes.adapters import wan
-    from numina_pack.numina_core import config, grid, head_selection, layout, refine, targets
+    """The pack's modules, imported as ComfyUI would import the pack (ComfyUI must be importable first)."""
+    import_pack()
+    from numina_pack.nodes import adapters
+    from numina_pack.numina_core import config, grid, identify, refine, targets
 
-    return wan, config, grid, head_selection, layout, refine, targets
+    return adapters, config, grid, identify, refine, targets
 
 
 def category_of(noun: str) -> int:
@@ -59,7 +52,8 @@ class Pipeline:
     token_scope: str = "noun"
 
     def __post_init__(self):
-        self.wan, config, self.grid_module, self.heads, self.layout, self.refine, self.targets = pack()
+        adapters, config, self.grid_module, self.identify, self.refine, self.targets = pack()
+        self.adapter = adapters.adapter_for(self.session.model, "testbed")
         self.config = config.preset(self.preset, reference_layer=CAPTURE_BLOCK, **self.overrides)
         self.tokenizer = TestbedTokenizer()
 
@@ -73,25 +67,23 @@ class Pipeline:
         positive, negative = self.conditioning(prompt)
         latent = {"samples": torch.zeros(1, 3, settings.frames, SIZE, SIZE)}
         step = self.config.capture_step_for(settings.steps)
-        capture = self.wan.capture_attention(self.session.model, seed, settings.steps, cfg, settings.sampler,
-                                             settings.scheduler, positive, negative, latent, targets.token_indices,
-                                             CAPTURE_BLOCK, step, self.config, "testbed")
+        provenance = self.grid_module.SamplingProvenance(prompt, seed, settings.steps, cfg, settings.sampler,
+                                                         settings.scheduler)
+        capture = self.adapter.capture_attention(provenance, positive, negative, latent, targets.token_indices,
+                                                 CAPTURE_BLOCK, step, self.config)
         return targets, capture
 
     def countable_layout(self, capture, targets, config=None):
-        config = config or self.config
-        return self.layout.build_countable_layout(self.heads.select_heads(capture, config), config, targets.counts)
+        return self.identify.identify(capture, targets.counts, config or self.config).layout
 
     def guided_video(self, prompt: str, seed: int, cfg: float, layout, targets) -> torch.Tensor:
         settings = self.session.settings
-        model, _, _ = self.wan.guided_model(self.session.model, layout, targets.token_indices, self.config,
-                                            settings.steps, 0, 1.0, "testbed")
+        model, _, _ = self.adapter.guided_model(layout, targets.token_indices, self.config, settings.steps, 0)
         return self.session.sample(prompt, [seed], cfg, model=model)[0]
 
     def run(self, prompt: str, seed: int, cfg: float) -> torch.Tensor:
         targets, capture = self.capture(prompt, seed, cfg)
-        layout = self.countable_layout(capture, targets)
-        refined = self.refine.refine_layout(layout, targets.counts, self.config).layout
+        refined = self.identify.identify(capture, targets.counts, self.config).refined
         return self.guided_video(prompt, seed, cfg, refined, targets)
 
 

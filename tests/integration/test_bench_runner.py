@@ -22,16 +22,58 @@ pytestmark = pytest.mark.slow
 
 BAD_SEED = 0x1000000  # one above EmptyImage's colour maximum: ComfyUI refuses these jobs
 
-# Core nodes only: a solid frame batch coloured by the seed, blurred so each job takes seconds (the test
-# must catch server A in the middle of a job; at 0.5 s per job it sometimes could not),
-# saved as one PNG per frame named after the job (identical frames would be folded into one by an
-# animated WEBP encoder); the prompt text goes into an unconnected node.
+# A solid frame batch coloured by the seed, blurred, passed through the test's hold node (below), saved as
+# one PNG per frame named after the job (identical frames would be folded into one by an animated WEBP
+# encoder); the prompt text goes into an unconnected node.
 WORKFLOW = {
-    "1": {"class_type": "EmptyImage", "inputs": {"width": 448, "height": 448, "batch_size": 6, "color": "{{seed}}"}},
-    "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 31, "sigma": 10.0}},
-    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench/{{job}}"}},
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 64, "height": 64, "batch_size": 6, "color": "{{seed}}"}},
+    "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], "blur_radius": 3, "sigma": 1.0}},
+    "5": {"class_type": "NuminaTestHoldAfterFirstJob", "inputs": {"images": ["2", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["5", 0], "filename_prefix": "bench/{{job}}"}},
     "4": {"class_type": "PrimitiveStringMultiline", "inputs": {"value": "{{prompt}} | {{counts}}"}},
 }
+
+# The test must kill server A while it runs a job, whatever the machine's speed: on a server whose base
+# directory holds HOLD_FILE, every job after the first waits until the process is killed.
+HOLD_FILE = "hold-after-first-job"
+HOLD_NODE = f'''
+import os, time
+import folder_paths
+
+finished = []
+
+
+class HoldAfterFirstJob:
+    RETURN_TYPES = ("IMAGE",)
+    FUNCTION = "hold"
+    CATEGORY = "testing"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {{"required": {{"images": ("IMAGE",)}}}}
+
+    @classmethod
+    def IS_CHANGED(cls, images):
+        return float("nan")  # never cached: every job passes through
+
+    def hold(self, images):
+        hold = os.path.join(folder_paths.base_path, "{HOLD_FILE}")
+        while finished and os.path.exists(hold):
+            time.sleep(0.05)
+        finished.append(1)
+        return (images,)
+
+
+NODE_CLASS_MAPPINGS = {{"NuminaTestHoldAfterFirstJob": HoldAfterFirstJob}}
+'''
+
+
+def install_hold_node(server: ComfyServer, hold: bool) -> None:
+    folder = server.base_dir / "custom_nodes" / "numina_test_hold"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "__init__.py").write_text(HOLD_NODE)
+    if hold:
+        (server.base_dir / HOLD_FILE).write_text("the test kills this server while a job waits here")
 PROMPTS = [{"id": 1, "prompt": "Two cats on a sofa.", "noun_counts": {"cat": 2}},
            {"id": 2, "prompt": "A dog and a car.", "noun_counts": {"dog": 1, "car": 1}},
            {"id": 3, "prompt": "Three birds.", "noun_counts": {"bird": 3}}]
@@ -39,6 +81,8 @@ PROMPTS = [{"id": 1, "prompt": "Two cats on a sofa.", "noun_counts": {"cat": 2}}
 
 def start_both(tmp_path):
     servers = [ComfyServer(tmp_path / name, install_pack=False) for name in ("server_a", "server_b")]
+    for server, hold in zip(servers, (True, False)):
+        install_hold_node(server, hold)
     errors = []
 
     def start(server):
@@ -82,7 +126,7 @@ def test_two_servers_one_killed_then_resume_and_score(comfyui, tmp_path):
         # --- run 1: kill server A while it is executing a job -------------------------------
         runner = subprocess.Popen(bench_command(tmp_path, [server_a, server_b], "--no-score"), cwd=REPO_ROOT,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         videos = tmp_path / "out" / "videos"
         while time.monotonic() < deadline:
             done_on_a = [d for d in videos.glob("*/done.json") if server_a.url in d.read_text()]

@@ -13,7 +13,7 @@ STEPS = 8  # single-frame samples at 8 Euler steps keep this file fast on CPU
 
 @pytest.fixture(scope="module")
 def nodes(pack):
-    return importlib.import_module(f"{pack.__name__}.nodes.testbed_nodes")
+    return importlib.import_module(f"{pack.__name__}.testbed.nodes")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ def test_numina_arm_builds_a_refined_layout_and_guides(session):
     targets, capture = pipeline.capture(prompt, 3, 5.0)
     assert targets.counts == {"discs": 3, "squares": 2}
     assert capture.block == numina_arms.CAPTURE_BLOCK and capture.step == 2  # 40 % of 4 steps
-    assert (capture.info["spatial_factor"], capture.info["temporal_stride"]) == (2, 1)
+    assert (capture.geometry.spatial_factor, capture.geometry.temporal_stride) == (2, 1)
     layout = pipeline.countable_layout(capture, targets)
     refined = pipeline.refine.refine_layout(layout, targets.counts, pipeline.config).layout
     assert refined.counts("discs").tolist() == [3] and refined.counts("squares").tolist() == [2]

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.targets import NuminaTargets
 from ..numina_core.config import DEFAULT_PRESET, ConfigError, NuminaConfig, preset

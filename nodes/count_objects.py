@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 import comfy.model_management
 import comfy.utils

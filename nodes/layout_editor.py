@@ -7,7 +7,7 @@ import base64
 
 import numpy as np
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.grid import Layout
 from ..numina_core.layout_edits import apply_edits, parse_edits

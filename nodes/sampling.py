@@ -8,7 +8,7 @@ import comfy.model_management
 import comfy.samplers
 import nodes as comfy_nodes
 import torch
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.capture import AttentionCapture
 from ..numina_core.grid import Layout, SamplingProvenance

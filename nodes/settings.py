@@ -1,7 +1,7 @@
 """NUMINA Settings: the one place where the method's settings are chosen for a whole graph."""
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.config import DEFAULT_PRESET, PRESETS, config_field_names
 from .common import CATEGORY, NuminaConfigType, build_config

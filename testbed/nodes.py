@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from . import synthetic as sc
 from .model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, TestbedTokenizer, encode_text, load_testbed_model

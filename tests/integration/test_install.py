@@ -174,3 +174,16 @@ def test_pack_loads_with_a_broken_opencv(comfyui):
     assert result.returncode == 0, result.stderr[-4000:]
     node_ids = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert SHIPPED_NODE_IDS <= node_ids, SHIPPED_NODE_IDS - node_ids
+
+
+def test_nodes_import_the_versioned_comfy_api(comfyui):
+    """ComfyUI's maintainers ask packs for a frozen API version rather than `latest`, which changes under
+    them; comfy_api.v0_0_2 exists in every supported ComfyUI."""
+    sources = [REPO_ROOT / "__init__.py", *(REPO_ROOT / "nodes").rglob("*.py"), *(REPO_ROOT / "testbed").rglob("*.py")]
+    imported = {}
+    for path in sources:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("comfy_api"):
+                imported.setdefault(node.module, []).append(str(path.relative_to(REPO_ROOT)))
+    assert set(imported) == {"comfy_api.v0_0_2"}, imported
+    assert (comfyui / "comfy_api" / "v0_0_2" / "__init__.py").is_file()

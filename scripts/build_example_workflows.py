@@ -56,6 +56,8 @@ NEGATIVE = ("blurry, low quality, worst quality, jpeg artifacts, static frame, d
 SEED = 42
 NOTE_COLUMN, GUIDED_COLUMN = -1, 10
 COLUMN_WIDTH = 480
+# One colour per group of standard_groups(), from the frontend's group palette.
+GROUP_COLOURS = ["#3f789e", "#8a8a3f", "#a1309b", "#88a", "#3f8f5f", "#444"]
 VIDEO_PREFIX = {"numina": "numina", "baseline": "numina_baseline"}
 
 
@@ -421,10 +423,6 @@ def build_workflow(graph: Graph, object_info: dict) -> dict:
         "extra": {"ds": {"scale": 0.6, "offset": [560, 80]}},
         "version": 0.4,
     }
-
-
-# One colour per standard group, from the frontend's group palette.
-GROUP_COLOURS = ["#3f789e", "#8a8a3f", "#a1309b", "#88a", "#3f8f5f", "#444"]
 
 
 def widget_values(graph: Graph, node: Node, info: dict) -> list:

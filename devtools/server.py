@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
+from typing import Callable
 
 from devtools.comfyui import REPO_ROOT, comfyui_path
 
@@ -160,9 +161,13 @@ class ComfyServer:
         """The history entry of a finished prompt, or None while it is queued or running."""
         return json.loads(self._request("GET", f"/history/{prompt_id}")).get(prompt_id)
 
-    def wait(self, prompt_id: str, timeout: float = 300.0, poll: float = 0.2) -> dict:
-        """Wait for a prompt to finish; returns its history entry, raises if it errored."""
-        deadline = time.monotonic() + timeout
+    def wait(self, prompt_id: str, timeout: float = 300.0, poll: float = 0.2, stall_timeout: float | None = None,
+             progress: Callable[[str], None] | None = None) -> dict:
+        """Wait for a prompt to finish; returns its history entry, raises if it errored. With `stall_timeout`,
+        give up only when the server's log (where sampling prints its progress) has not grown for that many
+        seconds, however long the prompt takes; `progress` gets the log's last progress line as it changes."""
+        deadline = time.monotonic() + (stall_timeout if stall_timeout is not None else timeout)
+        last_size, last_line = -1, ""
         while time.monotonic() < deadline:
             entry = self.history(prompt_id)
             if entry is not None and entry.get("status", {}).get("completed") is not None:
@@ -172,8 +177,22 @@ class ComfyServer:
                 return entry
             if self.process is not None and self.process.poll() is not None:
                 raise ComfyServerError(f"ComfyUI died while running {prompt_id}:\n{self.log_tail()}")
+            if stall_timeout is not None:
+                size = self.log_path.stat().st_size if self.log_path.exists() else 0
+                if size != last_size:
+                    last_size, deadline = size, time.monotonic() + stall_timeout
+                    line = self.progress_line()
+                    if progress is not None and line and line != last_line:
+                        progress(line)
+                    last_line = line
             time.sleep(poll)
-        raise ComfyServerError(f"prompt {prompt_id} not finished after {timeout} s:\n{self.log_tail()}")
+        what = f"made no progress for {stall_timeout} s" if stall_timeout is not None else f"not finished after {timeout} s"
+        raise ComfyServerError(f"prompt {prompt_id} {what}:\n{self.log_tail()}")
+
+    def progress_line(self) -> str:
+        """The last progress-bar state in the log (tqdm redraws its line with carriage returns)."""
+        tail = self.log_tail(600).replace("\r", "\n").strip().splitlines()
+        return tail[-1].strip() if tail else ""
 
     def view(self, file: dict) -> bytes:
         """Bytes of an output file as listed in a history entry ({filename, subfolder, type})."""

@@ -84,16 +84,18 @@ def pipeline_graph(object_info: dict, prompt: str = DEFAULT_PROMPT, seed: int = 
         "positive": node(TESTBED_ENCODE, {"model": ["loader", 0], "text": prompt}),
         "negative": node(TESTBED_ENCODE, {"model": ["loader", 0], "text": ""}),
         "empty": node(TESTBED_EMPTY, {"frames": frames, "batch_size": 1}),
+        "settings": node("NuminaSettings", {"preset": preset, "strength": strength, "capture_block": -1,
+                                            "overrides": ""}),
         "parser": node("NuminaNumeralParser", {"prompt": prompt, "tokenizer": ["positive", 1]}),
         "capture": node("NuminaAttentionCaptureKSampler", {**sampling, "targets": ["parser", 0],
-                                                             "capture_block": 3, "capture_step": -1,
-                                                             "preset": preset}),
-        "heads": node("NuminaHeadSelector", {"capture": ["capture", 0], "preset": preset}),
+                                                             "settings": ["settings", 0]}),
+        "heads": node("NuminaHeadSelector", {"capture": ["capture", 0], "settings": ["settings", 0]}),
         LAYOUT: node("NuminaCountableLayout", {"heads": ["heads", 0], "targets": ["parser", 0],
-                                               "capture": ["capture", 0], "preset": preset}),
-        "refiner": node("NuminaLayoutRefiner", {"layout": [LAYOUT, 0], "targets": ["parser", 0], "preset": preset}),
+                                               "capture": ["capture", 0], "settings": ["settings", 0]}),
+        "refiner": node("NuminaLayoutRefiner", {"layout": [LAYOUT, 0], "targets": ["parser", 0],
+                                                "settings": ["settings", 0]}),
         "guided": node("NuminaLayoutGuidedSampler", {**sampling, "layout": ["refiner", 0], "targets": ["parser", 0],
-                                                     "strength": strength, "denoise": 1.0, "preset": preset}),
+                                                     "denoise": 1.0, "settings": ["settings", 0]}),
         "numina_decode": node(TESTBED_DECODE, {"samples": ["guided", 0]}),
         NUMINA_SAVE: node("SaveImage", {"images": ["numina_decode", 0], "filename_prefix": f"{filename_prefix}/numina"}),
         "pca_preview": node("PreviewImage", {"images": ["heads", 1]}),
@@ -187,7 +189,7 @@ def write_frames(frames: np.ndarray, folder: Path) -> None:
 
 
 def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: float, preset: str,
-        server_dir: Path | None) -> dict:
+        server_dir: Path | None, cfg: float = 1.0) -> dict:
     from devtools.server import ComfyServer
 
     requested = parse_prompt(prompt)
@@ -201,9 +203,11 @@ def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: fl
             reason = unavailable_reason(object_info)
             if reason:
                 raise SystemExit(f"run_demo: {reason}")
-            graph = pipeline_graph(object_info, prompt, seed, steps, frames, strength=strength, preset=preset)
+            graph = pipeline_graph(object_info, prompt, seed, steps, frames, cfg=cfg, strength=strength, preset=preset)
             (out / "graph_api.json").write_text(json.dumps(graph, indent=1))
-            entry = server.wait(server.post_prompt(graph), timeout=600)
+            entry = server.wait(server.post_prompt(graph), stall_timeout=300,
+                                progress=lambda line: print(f"  [{time.monotonic() - started:5.0f} s] {line}",
+                                                            flush=True))
             seconds = time.monotonic() - started
             outputs = entry["outputs"]
             baseline = fetch_frames(server, outputs[BASELINE_SAVE]["images"])
@@ -214,7 +218,8 @@ def run(out: Path, prompt: str, seed: int, steps: int, frames: int, strength: fl
     write_frames(baseline, out / "baseline")
     write_frames(numina, out / "numina")
     result = {
-        "prompt": prompt, "seed": seed, "steps": steps, "frames": frames, "strength": strength, "preset": preset,
+        "prompt": prompt, "seed": seed, "steps": steps, "cfg": cfg, "frames": frames, "strength": strength,
+        "preset": preset,
         "requested": {category_name(i): n for i, n in requested.items()},
         "baseline": category_counts(count_objects(baseline), requested),
         "numina": category_counts(count_objects(numina), requested),
@@ -236,7 +241,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "demo", help="output folder")
     parser.add_argument("--prompt", default=DEFAULT_PROMPT, help="'<number> <colour> <shape>' phrases joined by 'and'")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=8, help="sampling steps (each ~20 s at 5 frames on 2 CPU cores)")
+    parser.add_argument("--steps", type=int, default=6, help="sampling steps of each video")
+    parser.add_argument("--cfg", type=float, default=1.0,
+                        help="1 needs one model pass per step instead of two; the testbed counts as well at 1 as at "
+                             "5 (docs/measurements.md)")
     parser.add_argument("--frames", type=int, default=VIDEO_FRAMES, help="video frames (the testbed was trained on 5)")
     parser.add_argument("--strength", type=float, default=1.0)
     parser.add_argument("--preset", default="improved", choices=["reference", "paper", "improved"],
@@ -244,7 +252,8 @@ def main() -> int:
     parser.add_argument("--server-dir", type=Path, help="keep ComfyUI's base directory (log, outputs) here")
     args = parser.parse_args()
     args.out = args.folder or args.out
-    result = run(args.out, args.prompt, args.seed, args.steps, args.frames, args.strength, args.preset, args.server_dir)
+    result = run(args.out, args.prompt, args.seed, args.steps, args.frames, args.strength, args.preset, args.server_dir,
+                 args.cfg)
     for branch in ("baseline", "numina"):
         print(caption(branch, result[branch]), f"(all counts exact in {result[branch]['all_exact_frames']}"
               f"/{result[branch]['frames']} frames)")

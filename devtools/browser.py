@@ -95,8 +95,9 @@ class Frontend:
         page.on("pageerror", lambda error: self.console_errors.append(f"page error: {error}"))
 
     @classmethod
-    def open(cls, browser: "Browser", url: str, timeout_s: float = 120.0) -> "Frontend":
-        frontend = cls(browser.new_page(viewport=VIEWPORT), url)
+    def open(cls, browser: "Browser", url: str, viewport: dict[str, int] = VIEWPORT,
+             timeout_s: float = 120.0) -> "Frontend":
+        frontend = cls(browser.new_page(viewport=viewport), url)
         frontend.page.goto(url, timeout=timeout_s * 1000)
         frontend.page.wait_for_function("window.app && window.app.graph && window.LiteGraph && app.extensionManager",
                                         timeout=timeout_s * 1000)
@@ -130,6 +131,7 @@ class Frontend:
 
     def drop_workflow(self, file_name: str, workflow: dict, timeout_s: float = 30.0) -> None:
         """Drag a workflow file (UI or API format) onto the canvas."""
+        self.close_dialogs()
         self.page.evaluate("() => app.graph.clear()")
         self.page.evaluate(_DROP_FILE_JS, [file_name, json.dumps(workflow)])
         self.page.wait_for_function("n => app.graph._nodes.length >= n", arg=1, timeout=timeout_s * 1000)
@@ -152,9 +154,23 @@ class Frontend:
         """app.nodeOutputs: what the frontend received for each executed node (images, ui text)."""
         return self.page.evaluate("() => JSON.parse(JSON.stringify(app.nodeOutputs || {}))")
 
+    def text_on_node(self, node_id: str) -> str:
+        """All text the frontend shows on a node: its text widgets, DOM widgets and (Vue node mode) its element."""
+        return self.page.evaluate(
+            """id => { const node = app.graph.getNodeById(id); const parts = [];
+               for (const w of node.widgets || []) {
+                 if (typeof w.value === 'string') parts.push(w.value);
+                 const element = w.element || w.inputEl;
+                 if (element) parts.push(element.value ?? '', element.innerText ?? '');
+               }
+               const vueNode = document.querySelector(`[data-node-id="${id}"]`);
+               if (vueNode) parts.push(vueNode.innerText);
+               return parts.join('\\n'); }""", node_id)
+
     # -- acting ------------------------------------------------------------------------------------
 
     def click_run(self) -> None:
+        self.close_dialogs()
         self.page.locator("button:has-text('Run')").first.click()
 
     def wait_until_idle(self, server_url: str, timeout_s: float = 600.0) -> None:

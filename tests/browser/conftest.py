@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.browser import Frontend, browser_missing_reason, launch_chromium
+from devtools.browser import VIEWPORT, Frontend, browser_missing_reason, launch_chromium
 from devtools.comfyui import comfyui_commit, comfyui_missing_reason
 from devtools.server import ComfyServer
 
@@ -54,8 +54,8 @@ def artifacts() -> Path:
 @pytest.fixture(scope="session")
 def start_frontend(chromium) -> Callable[[ComfyServer], Frontend]:
     """Opens a fresh page of a server's frontend, ready for an artist: first-run dialogs closed, no minimap."""
-    def start(server: ComfyServer) -> Frontend:
-        frontend = Frontend.open(chromium, server.url)
+    def start(server: ComfyServer, viewport: dict[str, int] = VIEWPORT) -> Frontend:
+        frontend = Frontend.open(chromium, server.url, viewport)
         frontend.close_dialogs()
         frontend.hide_minimap()
         _versions["frontend"] = frontend.version

@@ -103,6 +103,10 @@ class NuminaConfig:
     frame attends to it at least half as much as at the peak (a flat synthetic map measures 1.5, planted
     instances over 200)."""
 
+    temporal_count_consensus: bool = False
+    """*(deviation)* Objects persist across frames: in a frame with more instances than the median frame,
+    keep only the largest median-many. Off in the reference."""
+
     # --- refinement (method.md §5) -------------------------------------------------------------
     circle_radius: int = 5
     """Radius, in tokens, of the disc template used when a frame has no instance to copy."""

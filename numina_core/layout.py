@@ -13,7 +13,7 @@ from scipy import ndimage
 from sklearn.utils import check_random_state
 
 from .config import NuminaConfig
-from .grid import MAX_DETECTED, Layout, TokenGrid
+from .grid import MAX_DETECTED, Layout, TokenGrid, instance_labels
 from .head_selection import HeadSelection, minmax_channels
 
 
@@ -203,4 +203,25 @@ def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
         proposals = cluster_proposals(projections[f], grid, config)
         for noun, maps in cross_maps.items():
             labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config, maps[f])
+    if config.temporal_count_consensus:
+        labels = {noun: keep_consensus_count(frames) for noun, frames in labels.items()}
     return Layout(grid, labels, dict(targets or {}))
+
+
+def keep_consensus_count(frames: np.ndarray) -> np.ndarray:
+    """Objects persist across a video's frames, so a frame with more instances than the median frame holds
+    spurious ones: keep its largest `median` instances (relabelled 1…n in their old order), drop the rest.
+    Frames with fewer instances are left to the refinement, which adds what is missing."""
+    counts = [len(instance_labels(frame)) for frame in frames]
+    consensus = int(np.floor(np.median(counts)))
+    out = frames.copy()
+    for f, frame in enumerate(frames):
+        present = instance_labels(frame)
+        if len(present) <= consensus:
+            continue
+        sizes = np.array([(frame == label).sum() for label in present])
+        kept = np.sort(present[np.argsort(-sizes, kind="stable")[:consensus]])
+        relabel = np.zeros(int(frame.max()) + 1, dtype=np.int32)
+        relabel[kept] = np.arange(1, len(kept) + 1, dtype=np.int32)
+        out[f] = relabel[np.maximum(frame, 0)]
+    return out

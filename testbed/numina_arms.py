@@ -60,17 +60,19 @@ class Pipeline:
     def conditioning(self, prompt: str):
         return self.session.conditioning(prompt), self.session.conditioning(self.session.settings.negative_prompt)
 
-    def capture(self, prompt: str, seed: int, cfg: float):
-        """(targets, capture) of the prompt's pre-generation."""
+    def capture(self, prompt: str, seed: int, cfg: float, config=None):
+        """(targets, capture) of the prompt's pre-generation, at the block and step `config` (default: the
+        pipeline's) names."""
+        config = config or self.config
         targets = self.targets.build_targets(prompt, self.tokenizer, token_scope=self.token_scope)
         settings = self.session.settings
         positive, negative = self.conditioning(prompt)
         latent = {"samples": torch.zeros(1, 3, settings.frames, SIZE, SIZE)}
-        step = self.config.capture_step_for(settings.steps)
+        step = config.capture_step_for(settings.steps)
         provenance = self.grid_module.SamplingProvenance(prompt, seed, settings.steps, cfg, settings.sampler,
                                                          settings.scheduler)
         capture = self.adapter.capture_attention(provenance, positive, negative, latent, targets.token_indices,
-                                                 CAPTURE_BLOCK, step, self.config)
+                                                 config.capture_block_for(self.adapter.blocks), step, config)
         return targets, capture
 
     def countable_layout(self, capture, targets, config=None):
@@ -119,19 +121,29 @@ def instance_labels(video: torch.Tensor, category: int) -> np.ndarray:
 
 def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
                      variants: dict[str, dict]) -> dict[str, float]:
-    """Fraction of (prompt, noun, frame) where a variant's layout at the capture point counts what the
-    finished plain video shows (same seed). Variants are preset name + overrides; one capture per prompt."""
+    finished plain video shows (same seed). Variants are preset name + overrides; variants that capture at
+    the same block, step and phase-1 schedule share one capture per prompt."""
     pipeline = Pipeline(session, "reference", {})
     config_module = pack()[1]
-    configs = {name: config_module.preset(spec.get("preset", "reference"), reference_layer=CAPTURE_BLOCK,
-                                          **{k: v for k, v in spec.items() if k != "preset"})
+    configs = {name: config_module.preset(spec.get("preset", "reference"),
+                                          **{"reference_layer": CAPTURE_BLOCK,
+                                             **{k: v for k, v in spec.items() if k != "preset"}})
                for name, spec in variants.items()}
+
+    def capture_point(config) -> tuple:
+        return (config.reference_layer, config.capture_step_for(session.settings.steps),
+                config.capture_schedule_steps)
+
     hits = {name: [] for name in variants}
     for i, prompt in enumerate(prompts):
         prompt_seed = seed + 1000 * i
-        targets, capture = pipeline.capture(prompt, prompt_seed, cfg)
+        captures = {}
+        for config in configs.values():
+            if capture_point(config) not in captures:
+                captures[capture_point(config)] = pipeline.capture(prompt, prompt_seed, cfg, config)
         truth = sc.count_objects(session.sample(prompt, [prompt_seed], cfg)[0])
         for name, config in configs.items():
+            targets, capture = captures[capture_point(config)]
             layout = pipeline.countable_layout(capture, targets, config)
             for noun in targets.counts:
                 hits[name] += (layout.counts(noun) == truth[:, category_of(noun)]).tolist()

@@ -143,7 +143,7 @@ class JointAttentionCaptureHook(SharedHook):
         return True
 
     def attend(self, _, block: int, text_length: int, options: dict, plain, *a, **kw):
-        if block != self.block:
+        if block != self.block or self.capture is not None:  # a model call re-run after the capture passes through
             return plain(*a, **kw)
         q, k = a[0], a[1]
         heads = heads_of(a, kw)

@@ -276,3 +276,28 @@ def test_easycache_never_skips_the_capture_step(adapters, models, targets):
         provenance(), *conditioning(), empty_latent(), targets.token_indices, BLOCK, 6, settings())
     assert capture.step == 6 and capture.cross_maps["cats"].abs().sum() > 0
     assert not torch.equal(plain_ksampler(cached), plain_ksampler(models["cogvideox-5b"]))  # EasyCache did skip
+
+
+@pytest.mark.parametrize("variant,temporal_stride", [("cogvideox-5b", 4), ("cogvideox1.5-5b", 8)])
+def test_the_six_nodes_refine_to_the_targets_and_guide(pack, models, variant, temporal_stride):
+    from numina_pack.nodes import layout_nodes, sampling
+
+    model = models[variant]
+    targets = layout_nodes.NuminaNumeralParser.execute(PROMPT, clip=cogvideox_clip()).args[0]
+    assert targets.counts == {"cats": 3, "dogs": 2}
+    config = settings()
+    run = (SEED, STEPS, 5.0, "euler", "simple", *conditioning(), empty_latent())
+    capture, pre_generation = sampling.NuminaAttentionCaptureKSampler.execute(model, *run, targets, config).args
+    assert capture.block == BLOCK and pre_generation["samples"].shape == empty_latent()["samples"].shape
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, config).args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, config).args[0]
+    refined = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, config).args[0]
+    assert (refined.spatial_factor, refined.temporal_stride) == (16, temporal_stride)
+    for noun, count in targets.counts.items():
+        assert refined.counts(noun).tolist() == [count] * refined.grid.frames
+    guided = sampling.NuminaLayoutGuidedSampler.execute(model, *run, refined, targets, 1.0, config).args[0]["samples"]
+    off = sampling.NuminaLayoutGuidedSampler.execute(model, *run, refined, targets, 1.0,
+                                                     settings(guidance_strength=0.0)).args[0]["samples"]
+    plain = plain_ksampler(model)
+    assert torch.equal(off, plain)
+    assert guided.shape == plain.shape and not torch.equal(guided, plain)

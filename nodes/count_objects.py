@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from comfy_api.v0_0_2 import io
+from comfy_api.v0_0_2 import io, ui
 
 import comfy.model_management
 import comfy.utils
@@ -96,12 +96,10 @@ class NuminaCountObjects(io.ComfyNode):
             display_name=NODE_NAME,
             category="NUMINA/eval",
             description=(
-                "Counts every target noun in every frame with GroundingDINO (one caption per noun, "
-                "'<noun> .') and scores the video as the NUMINA paper does: CountAcc (per frame, the "
-                "fraction of nouns counted exactly; averaged over frames) and temporal consistency "
-                "(how often a count stays the same from one frame to the next). Weights: a "
-                "transformers save_pretrained folder in models/grounding-dino/, or a Hugging Face id "
-                "(downloaded into models/grounding-dino/ on first use when online)."),
+                "Counts each noun in every frame of a finished video with an object detector and shows, "
+                "per noun, the target and the count in each frame, how often the count is exactly right "
+                "(CountAcc) and how steady it stays from frame to frame. Put the detector in "
+                "models/grounding-dino/ (it is downloaded there on first use when online)."),
             inputs=[
                 io.Image.Input("images", tooltip="The video frames to count objects in."),
                 io.String.Input("nouns", multiline=True, default="cat: 3, dog: 2",
@@ -173,7 +171,16 @@ class NuminaCountObjects(io.ComfyNode):
         preview = np.stack([draw_detections(frames_np[i], d, c)
                             for i, d, c in zip(indices, detections, frame_counts)])
         preview_tensor = torch.from_numpy(preview).float().div(255.0)
-        return io.NodeOutput(json.dumps(report), acc, tc, preview_tensor)
+        return io.NodeOutput(json.dumps(report), acc, tc, preview_tensor,
+                             ui=ui.PreviewText(counted_report(goal, frame_counts, acc, tc)))
+
+
+def counted_report(goal: dict[str, int], frame_counts: list[dict[str, int]], acc: float, tc: float) -> str:
+    """What the node shows: per noun the target and the count in each evaluated frame, then the scores."""
+    lines = [f"{noun}: target {target} · counted " + " ".join(str(c.get(noun, 0)) for c in frame_counts)
+             for noun, target in goal.items()]
+    lines.append(f"exact in {acc:.0%} of frames (per noun) · counts steady between frames {tc:.0%}")
+    return "\n".join(lines)
 
 
 NODES = [NuminaCountObjects]

@@ -12,6 +12,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.capture import AttentionCapture
 from ..numina_core.grid import Layout, SamplingProvenance
+from ..numina_core.preview import count_report
 from ..numina_core.targets import NuminaTargets
 from .adapters import adapter_for
 from .common import (CATEGORY, NuminaCaptureType, NuminaLayoutType, NuminaTargetsType, config_from,
@@ -32,10 +33,10 @@ def sampler_inputs() -> list:
                              "from the same noise."),
         io.Int.Input("steps", default=20, min=1, max=10000, tooltip="Denoising steps of the whole run."),
         io.Float.Input("cfg", default=5.0, min=0.0, max=100.0, step=0.1, round=0.01,
-                       tooltip="Classifier-free guidance scale. NUMINA reads and steers only the positive pass."),
+                       tooltip="How closely the video follows the prompt, as in KSampler."),
         io.Combo.Input("sampler_name", options=comfy.samplers.KSampler.SAMPLERS, tooltip="Sampling algorithm."),
         io.Combo.Input("scheduler", options=comfy.samplers.KSampler.SCHEDULERS, tooltip="Noise schedule."),
-        io.Conditioning.Input("positive", tooltip="The prompt's conditioning (its nouns are counted)."),
+        io.Conditioning.Input("positive", tooltip="The prompt's conditioning (the counted nouns come from this prompt)."),
         io.Conditioning.Input("negative", tooltip="The negative prompt's conditioning."),
         io.Latent.Input("latent_image", tooltip="The empty video latent (batch size 1)."),
     ]
@@ -54,8 +55,9 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             node_id="NuminaAttentionCaptureKSampler",
             display_name=CAPTURE_NODE,
             category=f"{CATEGORY}/capture",
-            description="Phase 1 of NUMINA: samples like KSampler only up to the capture step, records one block's "
-                        "self- and cross-attention on the positive pass (compact per-head summaries), and stops.",
+            description="First pass of NUMINA: starts the video like a KSampler, stops early (about 40 % of the "
+                        "steps), and remembers where the model was about to draw each counted object. Use the same "
+                        "seed, steps, cfg, sampler and scheduler as in the Layout-Guided Sampler.",
             inputs=sampler_inputs() + [
                 NuminaTargetsType.Input("targets", tooltip="What the prompt asks for (NUMINA Numeral Parser)."),
                 settings_input(),
@@ -63,8 +65,8 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             outputs=[
                 NuminaCaptureType.Output(display_name="capture"),
                 io.Latent.Output(display_name="pre_generation",
-                                 tooltip="The model's clean-video prediction at the last step before the capture "
-                                         "(decode it to see what would have been drawn)."),
+                                 tooltip="What the video would have looked like at the point where the first pass "
+                                         "stopped (decode it to see it)."),
             ],
         )
 
@@ -84,7 +86,8 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
         provenance = SamplingProvenance(targets.prompt, int(seed), int(steps), float(cfg), sampler_name, scheduler,
                                         uuid.uuid4().hex)
         if targets.is_empty:
-            notice = "no counted nouns in the prompt: nothing captured, the guided sampler will equal KSampler"
+            notice = ("No number in the prompt, so there is nothing to count: nothing was captured and the "
+                      "guided sampler will draw exactly what a plain KSampler draws.")
             log.warning("%s: %s", node, notice)
             empty = AttentionCapture.empty(grid, step, block, adapter.geometry(), provenance)
             return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)}, ui=ui.PreviewText(notice))
@@ -93,8 +96,8 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
                                             block, step, config, x0)
         pre = x0.get("x0", samples).to(comfy.model_management.intermediate_device())
         return io.NodeOutput(capture, {"samples": pre},
-                             ui=ui.PreviewText(f"read block {block} at step {step + 1} of {steps} "
-                                               f"(σ = {capture.sigma:.4f}), {grid} tokens, {capture.heads} heads"))
+                             ui=ui.PreviewText(f"First pass stopped at step {step + 1} of {steps} to see where "
+                                               f"{', '.join(targets.counts)} would be drawn (block {block})."))
 
 
 class NuminaLayoutGuidedSampler(io.ComfyNode):
@@ -104,9 +107,9 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
             node_id="NuminaLayoutGuidedSampler",
             display_name=GUIDED_NODE,
             category=f"{CATEGORY}/guidance",
-            description="Phase 2 of NUMINA: a KSampler that regenerates from the same seed's noise while steering every "
-                        "block's cross-attention on the positive pass toward the refined layout (suppress removed "
-                        "instances, draw added ones). With nothing to correct, or strength 0, it is exactly KSampler.",
+            description="Second pass of NUMINA: makes the video again from the same seed while nudging the model to "
+                        "draw the objects to add and to leave out the ones crossed out. With nothing to correct, or "
+                        "strength 0, the result is exactly a plain KSampler's. The node says which it did.",
             inputs=sampler_inputs() + [
                 NuminaLayoutType.Input("layout", tooltip="The refined layout (Layout Refiner or Mask to Layout)."),
                 NuminaTargetsType.Input("targets", tooltip="The same targets the layout was built for."),
@@ -145,13 +148,23 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
                              "layout was built from")
         sampler_model, _, notice = adapter.guided_model(layout, targets.token_indices, config, steps, start_at_step)
         log.info("%s: %s", node, notice)
+        report = guidance_report(layout, notice)
         out = comfy_nodes.common_ksampler(
             sampler_model, seed, steps, cfg, sampler_name, scheduler, positive, negative, latent_image,
             denoise=denoise, disable_noise=not add_noise,
             start_step=start_at_step if start_at_step > 0 else None,
             last_step=end_at_step if end_at_step < steps else None,
             force_full_denoise=not return_with_leftover_noise if end_at_step < steps else False)[0]
-        return io.NodeOutput(out, ui=ui.PreviewText(notice))
+        return io.NodeOutput(out, ui=ui.PreviewText(report))
+
+
+def guidance_report(layout: Layout, notice: str) -> str:
+    """What the guided sampler shows: whether it steered at all, and the counts it steered toward."""
+    if not layout.nouns:
+        return "No counted nouns: this is exactly a plain KSampler's result."
+    lead = (f"Steered toward the layout ({notice})." if notice.startswith("guiding")
+            else f"Not steered ({notice}): this is exactly a plain KSampler's result.")
+    return lead + "\n" + count_report(layout, layout)
 
 
 def check_same_run(layout: Layout, targets: NuminaTargets, seed: int, steps: int, cfg: float, sampler_name: str,

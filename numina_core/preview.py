@@ -91,9 +91,52 @@ def latent_to_video_frames(frames: np.ndarray, temporal_stride: int = 4) -> np.n
 
 
 def frame_caption(latent_frame: int, temporal_stride: int) -> str:
-    """'video frame 1' or 'video frames 2-5' (1-based, as an artist counts them)."""
+    """'frame 1 (video 1)' or 'frame 2 (video 2-5)': the layout frame and the video frames it covers,
+    1-based as an artist counts them."""
     first, last = video_frames_of(latent_frame, temporal_stride)
-    return f"video frame {first + 1}" if first == last else f"video frames {first + 1}-{last + 1}"
+    video = f"{first + 1}" if first == last else f"{first + 1}-{last + 1}"
+    return f"frame {latent_frame + 1} (video {video})"
+
+
+def frame_numbers(frames: list[int]) -> str:
+    """'frame 3' or 'frames 1,2,4' from 0-based frame indices."""
+    numbers = ",".join(str(f + 1) for f in frames)
+    return f"frame{'s' if len(frames) > 1 else ''} {numbers}"
+
+
+def per_frame_changes(counts: np.ndarray, verb: str) -> str:
+    """'added 1 in frames 1,2,4, 2 in frame 3' from per-frame numbers (empty when all are 0)."""
+    groups = [f"{n} in {frame_numbers([f for f, c in enumerate(counts) if c == n])}"
+              for n in sorted(set(int(c) for c in counts) - {0})]
+    return f"{verb} " + ", ".join(groups) if groups else ""
+
+
+def count_report(found: Layout, result: Layout | None = None) -> str:
+    """One line per noun for the node's face: 'cats: target 3 · found 2 2 3 2 · now 3 3 3 3 · added 1 in
+    frames 1,2,4 · removed 1 in frame 3'; without `result`, what was found and where a noun is missing."""
+    lines = []
+    final = result if result is not None else found
+    for noun in final.nouns:
+        parts = []
+        target = final.targets.get(noun)
+        if target is not None:
+            parts.append(f"target {target}")
+        before = found.counts(noun)
+        parts.append("found " + " ".join(str(c) for c in before))
+        if result is not None:
+            labels = result.labels[noun]
+            parts.append("now " + " ".join(str(c) for c in result.counts(noun)))
+            added = [len(np.unique(frame[frame >= FIRST_ADDED])) for frame in labels]
+            removed = [ndimage.label(frame == REMOVED)[1] for frame in labels]
+            parts += [text for text in (per_frame_changes(np.array(added), "added"),
+                                        per_frame_changes(np.array(removed), "removed")) if text]
+        missing = [f for f, c in enumerate(before) if c == 0]
+        if len(missing) == len(before):
+            parts.append("not found in any frame")
+        elif missing:
+            parts.append("not found in " + frame_numbers(missing))
+        lines.append(f"{noun}: " + " · ".join(parts))
+    return "\n".join(lines)
 
 
 # -- pictures of layouts -------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
-from numina_core.preview import (ADDED_COLOUR, BACKDROP, CAPTION_LINE, CROSS_COLOUR, SHEET_INSTANCE_ALPHA,
+from numina_core.preview import (ADDED_COLOUR, BACKDROP, CAPTION_LINE, CROSS_COLOUR, SHEET_INSTANCE_ALPHA, count_report,
                                  edit_sheet, edit_sheet_layout, layout_frame_images, layout_from_masks,
                                  layout_to_mask, latent_to_video_frames, mask_to_token_grid, read_edit_sheet,
                                  upscale_frames, video_frame_count)
@@ -194,3 +194,22 @@ def test_an_edit_sheet_of_another_layout_is_refused():
     base = Layout(TOUCHING, {"discs": four_touching_discs()}, {}, 8, 4)
     with pytest.raises(ValueError, match="made from another layout"):
         read_edit_sheet(np.zeros((10, 10)), base)
+
+
+def test_count_report_names_target_found_counts_and_changes_per_frame():
+    found = np.zeros((4, 8, 8), dtype=np.int32)
+    for frame, count in enumerate([2, 2, 3, 2]):
+        for i in range(count):
+            found[frame, 0:2, 2 * i:2 * i + 2] = i + 1
+    refined = found.copy()
+    for frame in (0, 1, 3):
+        refined[frame, 5:7, 5:7] = FIRST_ADDED
+    refined[2, 0:2, 4:6] = REMOVED
+    grid = TokenGrid(4, 8, 8)
+    before = Layout(grid, {"cats": found}, {"cats": 2})
+    after = Layout(grid, {"cats": refined}, {"cats": 3})
+    assert count_report(before, after) == ("cats: target 3 · found 2 2 3 2 · now 3 3 2 3 · added 1 in frames 1,2,4"
+                                           " · removed 1 in frame 3")
+    found[1:3] = 0
+    assert count_report(Layout(grid, {"cats": found}, {"cats": 2})) == \
+        "cats: target 2 · found 2 0 0 2 · not found in frames 2,3"

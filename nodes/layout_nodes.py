@@ -40,7 +40,7 @@ class NuminaNumeralParser(io.ComfyNode):
                         "counts it found on the node, or a notice when the prompt has no number.",
             inputs=[
                 io.String.Input("prompt", multiline=True, tooltip="The same prompt you encode for the positive conditioning."),
-                io.Clip.Input("clip", optional=True, tooltip="Wan's text encoder (the same CLIP you encode the prompt with)."),
+                io.Clip.Input("clip", optional=True, tooltip="The model's text encoder (the same CLIP you encode the prompt with)."),
                 NuminaTokenizerType.Input("tokenizer", optional=True,
                                           tooltip="Only for the NUMINA test model: its word list, used when no clip is connected."),
                 io.String.Input("counts_override", default="", optional=True,
@@ -63,7 +63,7 @@ class NuminaNumeralParser(io.ComfyNode):
         if clip is not None:
             tokenizer = tokenizer_for(clip, node)
         if tokenizer is None:
-            raise ValueError(f"{node}: connect input 'clip' (Wan's text encoder) so nouns can be found among its tokens")
+            raise ValueError(f"{node}: connect input 'clip' (the text encoder you encode the prompt with) so nouns can be found among its tokens")
         counts = None
         if counts_override and counts_override.strip():
             try:

@@ -31,7 +31,7 @@ def tokenizer_for(clip, node: str) -> PromptTokenizer:
         if tokenizer is not None:
             return tokenizer
     raise ValueError(f"{node}: input 'clip' is not the text encoder of a supported model ({supported_families()}); "
-                     "load Wan's umt5 with CLIPLoader type 'wan'")
+                     "load it with CLIPLoader, type 'wan' for Wan or 'cogvideox' for CogVideoX")
 
 
 __all__ = ["ADAPTERS", "GuidanceHook", "ModelAdapter", "adapter_for", "supported_families", "tokenizer_for"]

@@ -305,8 +305,9 @@ class NuminaLayoutToMask(io.ComfyNode):
         noun = chosen_noun(layout, noun, TO_MASK_NODE, "layout")
         sheet = to_image(edit_sheet(layout, noun))[None]
         if image and image.strip():
+            sheet_mask = painted_mask(edited_sheet_path(image.strip()))  # their errors name the node already
             try:
-                painted = read_edit_sheet(painted_mask(edited_sheet_path(image.strip())), layout)
+                painted = read_edit_sheet(sheet_mask, layout)
             except ValueError as error:
                 raise ValueError(f"{TO_MASK_NODE}: input 'image' {error}; clear it and open the new picture in "
                                  "the Mask Editor") from None

@@ -59,6 +59,10 @@ def load_detector(name: str) -> GroundingDinoDetector:
             _loaded[name] = GroundingDinoDetector.load(name, search_dirs=dirs, download_dir=dirs[0])
         except DetectorUnavailableError as error:
             raise ValueError(f"{NODE_NAME}: input 'detector': {error}") from error
+        except (OSError, ValueError) as error:  # transformers' errors for a local folder missing files
+            raise ValueError(f"{NODE_NAME}: input 'detector': the model folder {name!r} cannot be loaded "
+                             f"({error}); put a complete `save_pretrained` folder (config, processor config, "
+                             "weights, tokenizer files) there") from error
     return _loaded[name]
 
 

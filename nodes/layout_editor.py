@@ -16,6 +16,10 @@ from .common import CATEGORY, NuminaLayoutType
 EDITOR_NODE = "NUMINA Layout Editor"
 UI_KEY = "numina_layout"
 """The node's ui output the canvas reads (a custom key, so the frontend draws no default image preview)."""
+# ComfyUI ≥ 0.33 re-sends a cached node's canvas data on every run when the schema says it has intermediate
+# output (a reloaded workflow gets its layout back without re-running upstream); older ComfyUI lacks the field.
+INTERMEDIATE_OUTPUT = ({"has_intermediate_output": True}
+                       if "has_intermediate_output" in getattr(io.Schema, "__dataclass_fields__", {}) else {})
 MAX_PREVIEW_SIDE = 640
 """Background frames are sent at most this wide or high (integer stride): the canvas is rarely larger."""
 
@@ -69,6 +73,7 @@ class NuminaLayoutEditor(io.ComfyNode):
             ],
             outputs=[NuminaLayoutType.Output(display_name="layout", tooltip="The layout with the edits applied."),
                      io.String.Output(display_name="counts")],
+            **INTERMEDIATE_OUTPUT,
         )
 
     @classmethod

@@ -6,15 +6,20 @@ Nothing here knows a model family; the adapters (wan.py, cogvideox.py) do.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
+
+import torch
 
 import comfy.patcher_extension
 import comfy.sample
+import comfy.samplers
 import comfy.utils
 import latent_preview
 
 from ...numina_core.capture import AttentionCapture
 from ...numina_core.grid import SamplingProvenance, TokenGrid
+from ...numina_core.schedule import short_capture_schedule
 
 WRAPPER_KEY = "numina"
 
@@ -107,22 +112,95 @@ def add_outermost_wrapper(clone, wrapper) -> None:
     clone.wrappers[comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL] = {WRAPPER_KEY: others.pop(WRAPPER_KEY), **others}
 
 
-def sample_until_capture(patched, provenance: SamplingProvenance, positive, negative, latent: dict,
-                         samples, step: int, x0_store: dict | None, capture_of: Callable[[], AttentionCapture | None],
-                         node: str) -> AttentionCapture:
-    """Run ComfyUI's sampler on the patched clone as KSampler would (same noise for the seed) until the
-    capture hook raises CaptureComplete at `step`; the hook's capture, or a RuntimeError if it never ran."""
+def run_schedule(model, provenance: SamplingProvenance) -> torch.Tensor:
+    """The sigmas KSampler samples this run with (its sampler's discarded penultimate sigma included)."""
+    sampler = comfy.samplers.KSampler(model, steps=provenance.steps, device=model.load_device,
+                                      sampler=provenance.sampler_name, scheduler=provenance.scheduler,
+                                      model_options=model.model_options)
+    return sampler.sigmas
+
+
+def report_schedule(sigmas: torch.Tensor):
+    """A SAMPLER_SAMPLE wrapper: model calls see `sigmas` as the running schedule (`sample_sigmas`), so a
+    short phase 1 reports the full run's step indices (its capture evaluation is step t*, exactly)."""
+
+    def wrapper(executor, guider, run_sigmas, extra_args, *args, **kwargs):
+        options = extra_args["model_options"].setdefault("transformer_options", {})
+        options["sample_sigmas"] = sigmas.to(run_sigmas.device)
+        return executor(guider, run_sigmas, extra_args, *args, **kwargs)
+
+    return wrapper
+
+
+def finish_or_stop(capture_of: Callable[[], AttentionCapture | None], finish: Callable[[AttentionCapture], bool]):
+    """A DIFFUSION_MODEL wrapper for a phase 1 that may become the video: when the capture hook stops the
+    model call at t*, `finish(capture)` decides. True: run that model call again (the hook passes through
+    once it holds its capture) and let sampling go on to the end; False: stop as the reference does."""
+
+    def wrapper(executor, *args, **kwargs):
+        try:
+            return executor(*args, **kwargs)
+        except CaptureComplete:
+            capture = capture_of()
+            if capture is None or not finish(capture):
+                raise
+            return executor(*args, **kwargs)
+
+    return wrapper
+
+
+@dataclass
+class PhaseOne:
+    """What phase 1 produced: the capture, and the finished latent when it sampled on to the end."""
+
+    capture: AttentionCapture
+    samples: torch.Tensor | None = None
+
+
+def run_phase_one(patched, provenance: SamplingProvenance, positive, negative, latent: dict, samples, step: int,
+                  x0_store: dict | None, capture_of: Callable[[], AttentionCapture | None], node: str,
+                  schedule_steps: int = 0, finish: Callable[[AttentionCapture], bool] | None = None) -> PhaseOne:
+    """Phase 1 on the patched clone (its capture hook raises CaptureComplete at `step`), from KSampler's noise
+    for the seed. schedule_steps k > 0 (< step): the sampler walks k of the run's sigmas down to sigma(step)
+    (numina_core/schedule.py) on ComfyUI's custom-sigmas path, then evaluates the capture there. `finish`
+    (full schedule only): sample the whole run and let `finish(capture)` decide at the capture whether to go
+    on to the end (PhaseOne.samples is then KSampler's latent for these settings) or stop there."""
     noise = comfy.sample.prepare_noise(samples, provenance.seed, latent.get("batch_index"))
-    callback = latent_preview.prepare_callback(patched, step + 1, x0_store)
+    sigmas, last_step = None, step + 1
+    if finish is not None:
+        if 0 < schedule_steps < step:
+            raise ValueError(f"{node}: a short phase-1 schedule cannot become the video; finish needs the run's "
+                             "own schedule (capture_schedule_steps 0)")
+        last_step = None
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY + "_finish",
+                                     finish_or_stop(capture_of, finish))
+    elif 0 < schedule_steps < step:
+        full = run_schedule(patched, provenance)
+        sigmas, last_step = short_capture_schedule(full, step, schedule_steps), None
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY,
+                                     report_schedule(full[: step + 2]))
+    preview_steps = len(sigmas) - 1 if sigmas is not None else provenance.steps if last_step is None else step + 1
+    callback = latent_preview.prepare_callback(patched, preview_steps, x0_store)
+    finished = None
     try:
-        comfy.sample.sample(patched, noise, provenance.steps, provenance.cfg, provenance.sampler_name,
-                            provenance.scheduler, positive, negative, samples, last_step=step + 1,
-                            noise_mask=latent.get("noise_mask"), callback=callback,
-                            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=provenance.seed)
+        finished = comfy.sample.sample(patched, noise, provenance.steps, provenance.cfg, provenance.sampler_name,
+                                       provenance.scheduler, positive, negative, samples, last_step=last_step,
+                                       sigmas=sigmas, noise_mask=latent.get("noise_mask"), callback=callback,
+                                       disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED, seed=provenance.seed)
     except CaptureComplete:
         pass
     capture = capture_of()
     if capture is None:
         raise RuntimeError(f"{node}: the capture step {step} was never evaluated on the positive prompt; "
                            "check that the sampler evaluates every step (not a cached or skipped one)")
-    return capture
+    return PhaseOne(capture, finished)
+
+
+def sample_until_capture(patched, provenance: SamplingProvenance, positive, negative, latent: dict,
+                         samples, step: int, x0_store: dict | None, capture_of: Callable[[], AttentionCapture | None],
+                         node: str, schedule_steps: int = 0) -> AttentionCapture:
+    """Run ComfyUI's sampler on the patched clone as KSampler would (same noise for the seed) until the
+    capture hook raises CaptureComplete at `step` (after a short schedule of `schedule_steps` steps when
+    0 < schedule_steps < step); the hook's capture, or a RuntimeError if it never ran."""
+    return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store, capture_of, node,
+                         schedule_steps).capture

@@ -1,6 +1,8 @@
 """NUMINA Settings: the one place where the method's settings are chosen for a whole graph."""
 from __future__ import annotations
 
+import math
+
 from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.config import DEFAULT_PRESET, PRESETS, config_field_names
@@ -40,6 +42,8 @@ class NuminaSettings(io.ComfyNode):
 
     @classmethod
     def execute(cls, preset, strength, capture_block, overrides="") -> io.NodeOutput:
+        if not math.isfinite(strength):  # ComfyUI's min/max check lets NaN and infinities through
+            raise ValueError(f"{SETTINGS_NODE}: input 'strength' must be a number from 0 to 10, not {strength}")
         config = build_config(SETTINGS_NODE, preset, overrides, guidance_strength=float(strength),
                               reference_layer=None if capture_block < 0 else int(capture_block))
         changed = {name: getattr(config, name) for name in config_field_names()

@@ -6,7 +6,7 @@ import logging
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-from . import count_objects, layout_editor, layout_nodes, sampling, settings
+from . import count_objects, count_verified, layout_editor, layout_nodes, sampling, settings
 
 log = logging.getLogger("numina")
 
@@ -24,7 +24,7 @@ def testbed_nodes() -> list[type[io.ComfyNode]]:
 
 def node_list() -> list[type[io.ComfyNode]]:
     return [*settings.NODES, *layout_nodes.NODES[:1], *sampling.NODES[:1], *layout_nodes.NODES[1:], *sampling.NODES[1:],
-            *layout_editor.NODES, *count_objects.NODES, *testbed_nodes()]
+            *layout_editor.NODES, *count_objects.NODES, *count_verified.NODES, *testbed_nodes()]
 
 
 class NuminaExtension(ComfyExtension):

@@ -15,6 +15,7 @@ from . import synthetic as sc
 from .model import CHANNELS, FRAMES, SIZE, WEIGHTS_DIR, TestbedTokenizer, encode_text, load_testbed_model
 
 TokenizerType = io.Custom("NUMINA_TOKENIZER")
+CounterType = io.Custom("NUMINA_COUNTER")
 CATEGORY = "NUMINA/testbed"
 
 
@@ -126,5 +127,67 @@ class NuminaTestbedDecode(io.ComfyNode):
         return io.NodeOutput(torch.cat([sc.video_to_image_frames(v) for v in latent]))
 
 
-NODES = [NuminaTestbedModelLoader, NuminaTestbedTextEncode, NuminaTestbedEmptyVideo, NuminaTestbedDecode]
+class TestbedPixelVAE:
+    """The testbed's "VAE": its latent is the pixel video, so decoding only rescales it (as Testbed Decode does).
+    Lets nodes with a VAE input (the Count-Verified Sampler, VAE Decode) run on the testbed."""
+
+    def decode(self, samples: torch.Tensor) -> torch.Tensor:
+        """[B, 3, F, H, W] in [-1, 1] → [B, F, H, W, 3] in [0, 1], the layout of a video VAE's decode."""
+        return torch.stack([sc.video_to_image_frames(v) for v in samples])
+
+
+class NuminaTestbedVAE(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="NuminaTestbedVAE",
+            display_name="NUMINA Testbed VAE",
+            category=CATEGORY,
+            description="The testbed's decoder as a VAE, for nodes that take one (NUMINA Count-Verified "
+            "Sampler, VAE Decode). The testbed has no real VAE: its latent is the video itself.",
+            inputs=[],
+            outputs=[io.Vae.Output(display_name="VAE")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(TestbedPixelVAE())
+
+
+def category_of(noun: str) -> int:
+    """The testbed category a prompt noun names ("discs" → red discs); a ValueError for any other noun."""
+    for index, category in enumerate(sc.CATEGORIES):
+        if noun in (category.shape, category.plural):
+            return index
+    raise ValueError(f"the testbed draws only {', '.join(c.plural for c in sc.CATEGORIES)}, not {noun!r}")
+
+
+class TestbedExactCounter:
+    """The testbed's NUMINA_COUNTER: its exact counter (connected components of each category's colour)."""
+
+    def count(self, images: torch.Tensor, nouns: list[str]) -> dict[str, list[int]]:
+        counts = sc.count_objects(images[..., :3])
+        return {noun: counts[:, category_of(noun)].tolist() for noun in nouns}
+
+
+class NuminaTestbedCounter(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="NuminaTestbedCounter",
+            display_name="NUMINA Testbed Counter",
+            category=CATEGORY,
+            description="Counts the testbed's shapes exactly (connected components of each colour) for the "
+            "NUMINA Count-Verified Sampler; NUMINA Object Counter is the detector for real videos.",
+            inputs=[],
+            outputs=[CounterType.Output(display_name="counter")],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(TestbedExactCounter())
+
+
+NODES = [NuminaTestbedModelLoader, NuminaTestbedTextEncode, NuminaTestbedEmptyVideo, NuminaTestbedDecode,
+         NuminaTestbedVAE, NuminaTestbedCounter]
 __all__ = ["NODES"]

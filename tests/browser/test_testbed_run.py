@@ -114,12 +114,12 @@ def test_numina_nodes_report_counts_and_show_previews(run):
             f"{class_type} shows its preview images on the node"
 
 
-@pytest.mark.xfail(reason="WAITS FOR the count display on NUMINA nodes (web/ extension in progress): the counts are "
-                          "in app.nodeOutputs but the frontend draws no ui text on the node yet", strict=False)
-def test_counts_are_drawn_on_the_numina_nodes(run):
+def test_counts_are_drawn_on_the_numina_nodes(run, artifacts):
     frontend, ids = run
     outputs = frontend.node_outputs()
     for class_type in (LAYOUT, REFINER):
         shown = frontend.text_on_node(ids[class_type])
         for line in outputs[ids[class_type]]["text"][0].splitlines():
             assert line in shown, f"{class_type} does not show {line!r}; it shows {shown!r}"
+    frontend.frame_nodes([ids[LAYOUT], ids[REFINER]])
+    frontend.screenshot(artifacts / "testbed_counts_on_nodes.png")

@@ -1,6 +1,6 @@
 // Shows the text a NUMINA node returns in its `ui` output (counts, notices) on the node itself: ComfyUI's
 // frontend draws `ui.text` only for its own Preview Any node.
-import { app } from "../../scripts/app.js";
+import { app } from "../../../scripts/app.js";
 
 const TEXT_WIDGET = "numina_report";
 const REPORTING_NODES = new Set([

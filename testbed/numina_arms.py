@@ -121,6 +121,7 @@ def instance_labels(video: torch.Tensor, category: int) -> np.ndarray:
 
 def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
                      variants: dict[str, dict]) -> dict[str, float]:
+    """Fraction of (prompt, noun, frame) where a variant's layout at the capture point counts what the
     finished plain video shows (same seed). Variants are preset name + overrides; variants that capture at
     the same block, step and phase-1 schedule share one capture per prompt."""
     pipeline = Pipeline(session, "reference", {})

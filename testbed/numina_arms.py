@@ -237,3 +237,45 @@ def add_study_arguments(parser) -> None:
                         help="token scope of the mechanism checks, repeatable (default: noun)")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device")
+
+
+def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved"):
+    """Count-verified NUMINA (numina_core/verify.py, as the Count-Verified Sampler runs it): NUMINA videos counted
+    by the testbed's exact counter until one is exact or `budget` are made; the best is the arm's video. After each
+    prompt it prints the videos and phase-1 captures that prompt used and their means so far (per CFG)."""
+    def factory(session: TestbedSession) -> Arm:
+        pipeline = Pipeline(session, preset, {})  # imports the pack
+        from numina_pack.numina_core import verify
+        from testbed.nodes import TestbedExactCounter
+
+        counter = TestbedExactCounter()
+        used: dict[float, list[tuple[int, int]]] = {}  # cfg → (videos, captures) per prompt
+
+        def arm(prompt: str, seed: int, cfg: float) -> torch.Tensor:
+            targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer, token_scope=pipeline.token_scope)
+            captures = {}  # a retargeted try reuses its seed's capture
+
+            def generate(trial) -> torch.Tensor:
+                if trial.seed not in captures:
+                    captures[trial.seed] = pipeline.capture(prompt, trial.seed, cfg)[1]
+                layout = pipeline.identify.identify(captures[trial.seed], trial.layout_targets, pipeline.config).refined
+                return pipeline.guided_video(prompt, trial.seed, cfg, layout, targets)
+
+            verification = verify.verify_counts(targets.counts, budget, verify.strategy(strategy, seed, targets.counts),
+                                                generate, lambda video: counter.count(video, list(targets.counts)))
+            runs = used.setdefault(cfg, [])
+            runs.append((len(verification.attempts), len(captures)))
+            videos, phase_ones = np.mean(runs, axis=0)
+            print(f"# {name} cfg {cfg:g}: prompt {len(runs)}: {runs[-1][0]} videos, {runs[-1][1]} captures; "
+                  f"mean {videos:.3f} videos, {phase_ones:.3f} captures per prompt", flush=True)
+            return verification.best_result
+
+        return arm
+
+    return factory
+
+
+register_arm("numina_verified_3", verified_arm("numina_verified_3", 3, "reseed"))
+register_arm("numina_verified_5", verified_arm("numina_verified_5", 5, "reseed"))
+register_arm("numina_retarget_3", verified_arm("numina_retarget_3", 3, "retarget"))
+register_arm("numina_retarget_5", verified_arm("numina_retarget_5", 5, "retarget"))

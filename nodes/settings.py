@@ -44,6 +44,8 @@ class NuminaSettings(io.ComfyNode):
     def execute(cls, preset, strength, capture_block, overrides="") -> io.NodeOutput:
         if not math.isfinite(strength):  # ComfyUI's min/max check lets NaN and infinities through
             raise ValueError(f"{SETTINGS_NODE}: input 'strength' must be a number from 0 to 10, not {strength}")
+        if preset not in PRESETS:  # ComfyUI 0.3.64 does not check a V3 combo's value
+            raise ValueError(f"{SETTINGS_NODE}: input 'preset' is {preset!r}; choose one of {list(PRESETS)}")
         config = build_config(SETTINGS_NODE, preset, overrides, guidance_strength=float(strength),
                               reference_layer=None if capture_block < 0 else int(capture_block))
         changed = {name: getattr(config, name) for name in config_field_names()

@@ -442,9 +442,6 @@ VALIDATION_CASES = {
     "capture_block above its widget": Invalid(with_inputs("settings", capture_block=100), "settings", SETTINGS,
                                               "capture_block", "value_bigger_than_max",
                                               "Value 100 bigger than max of 99", "capture_block"),
-    "unknown preset": Invalid(with_inputs("settings", preset="best"), "settings", SETTINGS, "preset",
-                              "value_not_in_list", "Value not in list",
-                              "preset: 'best' not in ['reference', 'paper', 'improved']"),
     "capture steps 0": Invalid(with_inputs("capture", steps=0), "capture", CAPTURE, "steps",
                                "value_smaller_than_min", "Value 0 smaller than min of 1", "steps"),
     "guided denoise above 1": Invalid(with_inputs("guided", denoise=1.5), "guided", GUIDED, "denoise",
@@ -469,6 +466,21 @@ def test_invalid_input_is_refused_before_running(server, case: Invalid):
     [error] = errors[case.node_id]["errors"]
     assert (error["type"], error["message"], error["details"]) == (case.error_type, case.message, case.details)
     assert error["extra_info"]["input_name"] == case.input_name
+
+
+
+def test_unknown_preset_is_refused_naming_the_input(server):
+    """ComfyUI 0.33 refuses a combo value outside its options at validation; 0.3.64 lets a V3 combo's value
+    through, so the node itself refuses it."""
+    outcome = run_case(server, {}, **with_inputs("settings", preset="best"))
+    if outcome.validation is not None:
+        [error] = outcome.validation["node_errors"]["settings"]["errors"]
+        assert (error["message"], error["details"], error["extra_info"]["input_name"]) == (
+            "Value not in list", "preset: 'best' not in ['reference', 'paper', 'improved']", "preset")
+    else:
+        assert outcome.execution_error["node_id"] == "settings"
+        assert outcome.execution_error["exception_message"].strip() == (
+            f"{SETTINGS}: input 'preset' is 'best'; choose one of ['reference', 'paper', 'improved']")
 
 
 # -- edge inputs that are handled: the right result, no error ----------------------------------------------

@@ -238,13 +238,10 @@ class Bench:
 
     def phase_one(self, model, schedule_steps: int = 0, finish=None):
         from numina_pack.nodes.adapters import adapter_for
-        from testbed.phase_one import phase_one_options
 
-        with phase_one_options(schedule_steps, finish) as results:
-            adapter_for(model, "benchmark").capture_attention(self.provenance(), self.positive, self.negative,
-                                                              {"samples": self.latent}, NOUN_TOKENS, self.block,
-                                                              self.step, self.config)
-        return results[-1]
+        return adapter_for(model, "benchmark").run_phase_one(
+            self.provenance(), self.positive, self.negative, {"samples": self.latent}, NOUN_TOKENS, self.block,
+            self.step, self.config.replace(capture_schedule_steps=schedule_steps), finish=finish)
 
     def guided_models(self):
         """Phase 2's models (one per expert) and the first expert's guidance hook."""

@@ -13,33 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
 from devtools.comfyui import import_comfyui
-
-
-@contextmanager
-def phase_one_options(schedule_steps: int = 0, finish: Callable | None = None) -> Iterator[list]:
-    """Run the pack's adapters' phase 1 with a short schedule or a finish decision (hooks.run_phase_one),
-    until the adapters pass these from their config themselves. Yields the list of PhaseOne results."""
-    from numina_pack.nodes.adapters import hooks, wan
-
-    results: list = []
-    original = wan.sample_until_capture
-
-    def sample_until_capture(*args, **kwargs):
-        results.append(hooks.run_phase_one(*args, schedule_steps=schedule_steps, finish=finish, **kwargs))
-        return results[-1].capture
-
-    wan.sample_until_capture = sample_until_capture
-    try:
-        yield results
-    finally:
-        wan.sample_until_capture = original
 
 
 def short_schedule_study(session, prompts: list[str], seed: int, cfg: float, schedules: list[int]) -> dict:
@@ -59,8 +37,8 @@ def short_schedule_study(session, prompts: list[str], seed: int, cfg: float, sch
         truth = sc.count_objects(session.sample(prompt, [prompt_seed], cfg)[0])
         full_counts = None
         for k in schedules:
-            with phase_one_options(schedule_steps=k):
-                targets, capture = improved.capture(prompt, prompt_seed, cfg)
+            targets, capture = improved.capture(prompt, prompt_seed, cfg,
+                                                improved.config.replace(capture_schedule_steps=k))
             identification = improved.identify.identify(capture, targets.counts, improved.config)
             reference_layout = improved.countable_layout(capture, targets, reference_config)
             counts = {noun: identification.layout.counts(noun) for noun in targets.counts}

@@ -62,8 +62,8 @@ from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeom
 from ...numina_core.guidance import GuidancePlan, build_guidance_plan, cross_attention_bias, modulation_delta, plan_to
 from ...numina_core.token_mapping import PromptTokenizer
 from .contract import GuidanceHook, ModelAdapter
-from .hooks import (CaptureComplete, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
-                    force_step_evaluation, positive_rows, sample_until_capture, with_override)
+from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
+                    force_step_evaluation, positive_rows, run_phase_one, with_override)
 
 WRAPPER_KEY = "numina_cogvideox"
 ROW_CHUNK_BYTES = 256 * 1024 * 1024
@@ -289,9 +289,10 @@ class CogVideoXAdapter(ModelAdapter):
         temporal = getattr(latent_format, "temporal_downscale_ratio", 4)
         return VideoGeometry(spatial * self.diffusion_model.patch_size, temporal * self.temporal_patch)
 
-    def capture_attention(self, provenance: SamplingProvenance, positive, negative, latent: dict,
-                          noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
-                          x0_store: dict | None = None) -> AttentionCapture:
+    def run_phase_one(self, provenance: SamplingProvenance, positive, negative, latent: dict,
+                      noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
+                      x0_store: dict | None = None,
+                      finish: Callable[[AttentionCapture], bool] | None = None) -> PhaseOne:
         self.check_capture_block(block)
         samples = self.prepare_latent(latent["samples"])
         hook = JointAttentionCaptureHook(self.token_grid(samples), block, step, noun_tokens, config, self.node,
@@ -300,8 +301,8 @@ class CogVideoXAdapter(ModelAdapter):
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                                      joint_attention_wrapper(hook.attend, hook.wants_call))
         add_outermost_wrapper(patched, force_step_evaluation(step))
-        return sample_until_capture(patched, provenance, positive, negative, latent, samples, step, x0_store,
-                                    lambda: hook.capture, self.node)
+        return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
+                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
     def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
                      first_step: int) -> tuple[object, GuidanceHook | None, str]:

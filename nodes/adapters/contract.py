@@ -7,6 +7,7 @@ name a family. Adding a family means one adapter module, its entry in `nodes.ada
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Callable
 
 import torch
 
@@ -14,6 +15,7 @@ from ...numina_core.capture import AttentionCapture
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
 from ...numina_core.token_mapping import PromptTokenizer
+from .hooks import PhaseOne
 
 
 class GuidanceHook(ABC):
@@ -62,12 +64,21 @@ class ModelAdapter(ABC):
         """How the token grid lies on the decoded video."""
 
     @abstractmethod
+    def run_phase_one(self, provenance: SamplingProvenance, positive, negative, latent: dict,
+                      noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
+                      x0_store: dict | None = None,
+                      finish: Callable[[AttentionCapture], bool] | None = None) -> PhaseOne:
+        """Phase 1: sample as KSampler would (same noise for the seed) up to `step` — on a short schedule when
+        config.capture_schedule_steps asks for one — capture block `block` on the positive pass there, and
+        stop; or, with `finish`, let finish(capture) decide whether sampling goes on to the end (the video is
+        then KSampler's). The clean-video prediction of the last finished step lands in x0_store["x0"]."""
+
     def capture_attention(self, provenance: SamplingProvenance, positive, negative, latent: dict,
                           noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
                           x0_store: dict | None = None) -> AttentionCapture:
-        """Phase 1: sample as KSampler would (same noise for the seed) up to `step`, capture block `block`
-        on the positive pass there, and stop. The clean-video prediction of the last finished step lands
-        in x0_store["x0"]."""
+        """Phase 1's capture (run_phase_one without finishing)."""
+        return self.run_phase_one(provenance, positive, negative, latent, noun_tokens, block, step, config,
+                                  x0_store).capture
 
     @abstractmethod
     def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,

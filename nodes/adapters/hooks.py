@@ -194,13 +194,3 @@ def run_phase_one(patched, provenance: SamplingProvenance, positive, negative, l
         raise RuntimeError(f"{node}: the capture step {step} was never evaluated on the positive prompt; "
                            "check that the sampler evaluates every step (not a cached or skipped one)")
     return PhaseOne(capture, finished)
-
-
-def sample_until_capture(patched, provenance: SamplingProvenance, positive, negative, latent: dict,
-                         samples, step: int, x0_store: dict | None, capture_of: Callable[[], AttentionCapture | None],
-                         node: str, schedule_steps: int = 0) -> AttentionCapture:
-    """Run ComfyUI's sampler on the patched clone as KSampler would (same noise for the seed) until the
-    capture hook raises CaptureComplete at `step` (after a short schedule of `schedule_steps` steps when
-    0 < schedule_steps < step); the hook's capture, or a RuntimeError if it never ran."""
-    return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store, capture_of, node,
-                         schedule_steps).capture

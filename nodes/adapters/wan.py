@@ -11,6 +11,7 @@ The positive prompt's batch rows come from `cond_or_uncond`; the sampling step f
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
@@ -24,8 +25,8 @@ from ...numina_core.guidance import (GuidancePlan, build_guidance_plan, cross_at
                                      modulation_delta, plan_to)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
-from .hooks import (CaptureComplete, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
-                    force_step_evaluation, pass_through, positive_rows, sample_until_capture, with_override)
+from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
+                    force_step_evaluation, pass_through, positive_rows, run_phase_one, with_override)
 
 
 class AttentionCaptureHook(SharedHook):
@@ -182,9 +183,10 @@ class WanAdapter(ModelAdapter):
         cross = self.diffusion_model.blocks[0].cross_attn
         return 2 if isinstance(cross, comfy.ldm.wan.model.WanI2VCrossAttention) else 1
 
-    def capture_attention(self, provenance: SamplingProvenance, positive, negative, latent: dict,
-                          noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
-                          x0_store: dict | None = None) -> AttentionCapture:
+    def run_phase_one(self, provenance: SamplingProvenance, positive, negative, latent: dict,
+                      noun_tokens: dict[str, list[int]], block: int, step: int, config: NuminaConfig,
+                      x0_store: dict | None = None,
+                      finish: Callable[[AttentionCapture], bool] | None = None) -> PhaseOne:
         self.check_capture_block(block)
         samples = self.prepare_latent(latent["samples"])
         hook = AttentionCaptureHook(self.token_grid(samples), block, step, noun_tokens, config, self.text_call_index(),
@@ -195,8 +197,8 @@ class WanAdapter(ModelAdapter):
         for later in range(block + 1, self.blocks):
             patched.set_model_patch_replace(pass_through, "dit", "double_block", later)
         add_outermost_wrapper(patched, force_step_evaluation(step))
-        return sample_until_capture(patched, provenance, positive, negative, latent, samples, step, x0_store,
-                                    lambda: hook.capture, self.node)
+        return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
+                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
     def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
                      first_step: int) -> tuple[object, GuidanceHook | None, str]:

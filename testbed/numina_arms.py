@@ -98,6 +98,7 @@ def numina_arm(preset: str, token_scope: str = "noun", **overrides):
 
 register_arm("numina_reference", numina_arm("reference"))
 register_arm("numina_improved", numina_arm("improved"))
+register_arm("numina_improved_capture_60pct", numina_arm("improved", reference_step=30))
 register_arm("numina_reference_phrase", numina_arm("reference", "phrase"))
 register_arm("numina_improved_phrase", numina_arm("improved", "phrase"))
 

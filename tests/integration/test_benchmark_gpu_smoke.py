@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO_ROOT, comfyui_path
+from devtools.comfyui import REPO_ROOT, comfyui_path
 
 
 def test_benchmark_smoke_measures_every_arm(comfyui, tmp_path):

@@ -6,7 +6,8 @@ demo, the testbed and the benchmarks:
 1. ``$COMFYUI_PATH`` when set (one checkout);
 2. else the paths listed in ``.comfyui-path`` at the repository root (one per line, ``~`` allowed);
 3. else ``$HOME/ComfyUI-2026`` (ComfyUI 0.33, what artists run) and ``$HOME/ComfyUI`` (Oct 2025, the
-   oldest supported), and ``.comfy-carry/ComfyUI`` (a copy carried to the GPU machine).
+   oldest supported); only where neither exists, ``.comfy-carry/ComfyUI`` (a copy carried to the GPU
+   machine).
 
 The first checkout that exists is the primary one (the demo and the scripts use it); the test command
 runs the integration tier against every one that exists.
@@ -41,9 +42,14 @@ def is_checkout(path: Path) -> bool:
     return (Path(path) / "comfy" / "ldm" / "wan" / "model.py").is_file()
 
 
+CARRIED_CHECKOUT = REPO_ROOT / ".comfy-carry" / "ComfyUI"
+
+
 def checkouts() -> list[Path]:
-    """Every ComfyUI checkout present, primary first."""
-    return [path for path in candidate_paths() if is_checkout(path)]
+    """Every ComfyUI checkout present, primary first (the carried copy only where no other is)."""
+    present = [path for path in candidate_paths() if is_checkout(path)]
+    others = [path for path in present if path != CARRIED_CHECKOUT]
+    return others or present
 
 
 def comfyui_path() -> Path:

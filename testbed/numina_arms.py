@@ -190,6 +190,60 @@ def mechanism_checks(session: TestbedSession, prompts: list[str], seed: int, cfg
         f"{kind}_n": len(values) for kind, values in outcomes.items()}
 
 
+def free_box(occupied: np.ndarray, height: int, width: int) -> tuple[int, int] | None:
+    """Top-left (y, x) of the first height×width box free in every frame of `occupied` [F, H, W], or None."""
+    taken = occupied.any(axis=0)
+    for y in range(taken.shape[0] - height + 1):
+        for x in range(taken.shape[1] - width + 1):
+            if not taken[y:y + height, x:x + width].any():
+                return y, x
+    return None
+
+
+def edit_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float) -> dict[str, float]:
+    """The artist's edit, measured: on the plain video's own layout (its objects' tokens per noun), delete one
+    object of the first noun on every frame and add one object of the second noun (a box the size of its
+    smallest object, or 3×3 tokens, where nothing lies) with the Layout Editor's edit functions, guide from the
+    same noise, and count again. Returns how often the first noun's count fell by one and the second's rose
+    by one (frame medians), each and both, over the two-noun prompts whose first noun has an object on every
+    frame."""
+    pipeline = Pipeline(session, "improved", {})  # imports the pack
+    from numina_pack.numina_core.layout_edits import apply_edits, parse_edits
+
+    grid = pipeline.grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
+    outcomes = {"removed": [], "added": [], "both": []}
+    for i, prompt in enumerate(prompts):
+        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer)
+        if len(targets.counts) < 2:
+            continue
+        prompt_seed = seed + 1000 * i
+        first, second = list(targets.counts)[:2]
+        plain = session.sample(prompt, [prompt_seed], cfg)[0]
+        labels = {noun: instance_labels(plain, category_of(noun)) for noun in (first, second)}
+        if min(len(np.unique(f[f > 0])) for f in labels[first]) < 1:
+            continue
+        before = np.median(sc.count_objects(plain), axis=0)
+        sizes = [np.ptp(np.argwhere(f == v), axis=0) + 1 for f in labels[second] for v in np.unique(f[f > 0])]
+        height, width = (min(sizes, key=lambda s: s[0] * s[1]) if sizes else (3, 3))
+        spot = free_box(sum(labels.values()) > 0, int(height), int(width))
+        if spot is None:
+            continue
+        y, x = spot
+        edits = parse_edits(json.dumps([
+            {"op": "delete", "id": "e1", "noun": first, "frame": None, "target": 1},
+            {"op": "add", "id": "e2", "noun": second, "frame": None, "shape": "box",
+             "box": [x, y, x + int(width), y + int(height)]}]))
+        layout = apply_edits(pipeline.grid_module.Layout(grid, labels), edits).layout
+        after = np.median(sc.count_objects(pipeline.guided_video(prompt, prompt_seed, cfg, layout, targets)), axis=0)
+        removed = after[category_of(first)] == before[category_of(first)] - 1
+        added = after[category_of(second)] == before[category_of(second)] + 1
+        outcomes["removed"].append(bool(removed))
+        outcomes["added"].append(bool(added))
+        outcomes["both"].append(bool(removed and added))
+    return {kind: float(np.mean(values)) if values else float("nan") for kind, values in outcomes.items()} | {
+        "prompts": len(outcomes["both"])}
+
+
 def run_studies(args) -> dict:
     """`python -m testbed study`: layout agreement of several layout variants and the mechanism checks,
     on a tuning prompt set (a different prompt seed from the evaluation's)."""
@@ -204,6 +258,11 @@ def run_studies(args) -> dict:
     if variants:
         report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
         report["agreement_seconds"] = round(time.time() - start, 1)
+        print(json.dumps(report, indent=1), flush=True)
+    if args.edits:
+        start = time.time()
+        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg)
+        report["edits_seconds"] = round(time.time() - start, 1)
         print(json.dumps(report, indent=1), flush=True)
     for scope in (args.token_scope or ["noun"]) if args.mechanism else []:
         start = time.time()
@@ -234,6 +293,8 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help='JSON {"name": {"preset": "improved", "<config field>": value, …}, …}')
     parser.add_argument("--mechanism", type=int, default=0, help="prompts for the mechanism checks (0: skip)")
+    parser.add_argument("--edits", type=int, default=0,
+                        help="prompts for the hand-edit check: delete one object, add another (0: skip)")
     parser.add_argument("--token-scope", action="append", choices=["noun", "phrase"],
                         help="token scope of the mechanism checks, repeatable (default: noun)")
     parser.add_argument("--json", type=Path)

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from numina_core.config import PRESETS
+
 from devtools.server import ComfyServer
 from numina_core.config import config_field_names
 from scripts.run_demo import TESTBED_DECODE, TESTBED_EMPTY, TESTBED_ENCODE, TESTBED_LOADER, first_option, node, \
@@ -254,8 +256,8 @@ EXECUTION_CASES = {
                                   "input 'overrides': min_instance_pixels must be int, not 2.5"),
     "bool given as number": Refused(bad_settings('{"whole_additions": 1}'), "case_settings", SETTINGS,
                                     "input 'overrides': whole_additions must be bool, not 1"),
-    "ratio above 1": Refused(bad_settings('{"semantic_overlap_tau": 1.5}'), "case_settings", SETTINGS,
-                             "input 'overrides': semantic_overlap_tau must be between 0 and 1, not 1.5"),
+    "ratio above 1": Refused(bad_settings('{"cross_attn_peak_ratio": 1.5}'), "case_settings", SETTINGS,
+                             "input 'overrides': cross_attn_peak_ratio must be between 0 and 1, not 1.5"),
     "unknown choice": Refused(bad_settings('{"cross_attention_head_mode": "max"}'), "case_settings", SETTINGS,
                               "input 'overrides': cross_attention_head_mode must be one of ['mean', 'peak'], "
                               "not 'max'"),
@@ -476,11 +478,11 @@ def test_unknown_preset_is_refused_naming_the_input(server):
     if outcome.validation is not None:
         [error] = outcome.validation["node_errors"]["settings"]["errors"]
         assert (error["message"], error["details"], error["extra_info"]["input_name"]) == (
-            "Value not in list", "preset: 'best' not in ['reference', 'paper', 'improved']", "preset")
+            "Value not in list", f"preset: 'best' not in {list(PRESETS)}", "preset")
     else:
         assert outcome.execution_error["node_id"] == "settings"
         assert outcome.execution_error["exception_message"].strip() == (
-            f"{SETTINGS}: input 'preset' is 'best'; choose one of ['reference', 'paper', 'improved']")
+            f"{SETTINGS}: input 'preset' is 'best'; choose one of {list(PRESETS)}")
 
 
 # -- edge inputs that are handled: the right result, no error ----------------------------------------------

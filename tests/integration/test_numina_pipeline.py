@@ -284,7 +284,7 @@ def test_two_chained_experts_see_one_global_progress(nodes, models, targets, pac
     ("bad_json", "NUMINA Numeral Parser: input 'counts_override' is not valid JSON"),
     ("batch_two", "NUMINA Attention Capture KSampler: input 'latent_image' has batch size 2"),
     ("grid_mismatch", "NUMINA Layout-Guided Sampler: input 'layout' is on a 3×4×6 token grid"),
-    ("mask_size", "NUMINA Mask to Layout: input 'mask' mask is 7×9"),
+    ("mask_size", "NUMINA Mask to Layout: input 'mask' is 7×9; it must be the token grid 4×6"),
     ("not_wan", "NUMINA Attention Capture KSampler: input 'model' is a"),
     ("block_range", "NUMINA Attention Capture KSampler: capture block 7 does not exist; this Wan model has blocks 0–2"),
     ("bad_override", "NUMINA Settings: input 'overrides': unknown field"),
@@ -339,7 +339,7 @@ def test_no_numeral_passes_through_with_a_notice(nodes, models):
     heads = layout_nodes.NuminaHeadSelector.execute(capture, settings()).args[0]
     layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, settings()).args[0]
     refined, _, _, _, summary = layout_nodes.NuminaLayoutRefiner.execute(layout, targets, settings()).args
-    assert refined.nouns == [] and "nothing to correct" in summary
+    assert refined.nouns == [] and "nothing to correct" in summary.lower()
     guided = guided_sample(nodes, models["wan2.1"], refined, targets, empty_latent("wan2.1"))
     assert torch.equal(guided["samples"], plain_ksampler(models["wan2.1"]))
 

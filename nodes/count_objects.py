@@ -99,6 +99,7 @@ class NuminaCountObjects(io.ComfyNode):
             node_id="NuminaCountObjects",
             display_name=NODE_NAME,
             category="NUMINA/eval",
+            is_output_node=True,  # it ends a graph: it runs (and shows its counts) with nothing connected after it
             description=(
                 "Counts each noun in every frame of a finished video with an object detector and shows, "
                 "per noun, the target and the count in each frame, how often the count is exactly right "

@@ -40,9 +40,10 @@ WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 # Nodes that draw images on themselves after a run, and those that print text on themselves
 # (the pack's nodes return it in their `ui`): both need room so nothing overlaps once a run fills them.
 IMAGE_PREVIEW_TYPES = {"PreviewImage", "SaveAnimatedWEBP", "NuminaHeadSelector", "NuminaCountableLayout",
-                       "NuminaLayoutRefiner"}
+                       "NuminaLayoutRefiner", "NuminaLayoutEditor", "NuminaCountObjects"}
 TEXT_PREVIEW_TYPES = {"NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
-                      "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler"}
+                      "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler",
+                      "NuminaCountVerifiedSampler", "NuminaCountObjects"}
 NODE_WIDTH, PREVIEW_WIDTH, NOTE_SIZE = 340, 420, [440, 560]
 IMAGE_PREVIEW_HEIGHT, TEXT_PREVIEW_HEIGHT = 380, 90
 TITLE_HEIGHT = 30  # litegraph draws a node's title bar above its pos
@@ -90,9 +91,10 @@ def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
 
 
 def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, steps: int, cfg: float,
-                 sampler: str) -> list[Node]:
+                 sampler: str, layout_source: str = "refiner") -> list[Node]:
     """Settings → Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s).
-    `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler.
+    `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler; they
+    follow the layout of `layout_source` (the refiner, or an editor after it).
     Head Selector, Countable Layout and Layout Refiner show their own previews; only the
     pre-generation needs a decode and a Preview Image."""
     common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
@@ -116,7 +118,7 @@ def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str
         key = "guided" if index == 0 else f"guided_{index + 1}"
         nodes.append(Node(key, "NuminaLayoutGuidedSampler", GUIDED_COLUMN + index, widgets={**common, **extra},
                           links={**sampling, "model": (model_key, 0), "latent_image": (latent_key, 0),
-                                 "layout": ("refiner", 0), "targets": ("parser", 0), **settings}))
+                                 "layout": (layout_source, 0), "targets": ("parser", 0), **settings}))
     return nodes
 
 
@@ -174,13 +176,18 @@ def baseline_sampler(steps: int, cfg: float, sampler: str) -> Node:
                        "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1)
 
 
-def wan21_graph(title: str, unet: str, width: int, height: int, length: int) -> Graph:
+WAN21_STEPS, WAN21_CFG, WAN21_SAMPLER = 30, 6.0, "uni_pc"
+
+
+def wan21_inputs(title: str, unet: str, width: int, height: int, length: int, note: str = "") -> list[Node]:
+    """The note, Wan2.1 loaders, prompt, seed and latent that every Wan2.1 template shares."""
     unet_file = model_file("diffusion_models", WAN21_REPO, unet)
     clip_file = model_file("text_encoders", WAN21_REPO, "umt5_xxl_fp8_e4m3fn_scaled.safetensors")
     vae_file = model_file("vae", WAN21_REPO, "wan_2.1_vae.safetensors")
-    steps, cfg, sampler = 30, 6.0, "uni_pc"
-    nodes = [
-        how_to_note(title, [unet_file, clip_file, vae_file]),
+    note_node = how_to_note(title, [unet_file, clip_file, vae_file])
+    note_node.text = note + note_node.text if note else note_node.text
+    return [
+        note_node,
         Node("unet", "UNETLoader", 0, widgets={"unet_name": unet}, models=[unet_file]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
         Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
@@ -188,13 +195,84 @@ def wan21_graph(title: str, unet: str, width: int, height: int, length: int) -> 
         *text_nodes(),
         Node("latent", "EmptyHunyuanLatentVideo", 3,
              widgets={"width": width, "height": height, "length": length, "batch_size": 1}),
-        *numina_chain(model="model", guided=[("model", {}, "latent")], latent="latent", steps=steps, cfg=cfg,
-                      sampler=sampler),
-        baseline_sampler(steps, cfg, sampler),
+    ]
+
+
+def wan21_graph(title: str, unet: str, width: int, height: int, length: int) -> Graph:
+    nodes = [
+        *wan21_inputs(title, unet, width, height, length),
+        *numina_chain(model="model", guided=[("model", {}, "latent")], latent="latent", steps=WAN21_STEPS,
+                      cfg=WAN21_CFG, sampler=WAN21_SAMPLER),
+        baseline_sampler(WAN21_STEPS, WAN21_CFG, WAN21_SAMPLER),
         *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 16.0, "NUMINA video"),
         *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 16.0, "Baseline video"),
     ]
     return Graph(title, nodes, standard_groups())
+
+
+HAND_EDIT_NOTE = """## Edit the layout by hand
+
+Run once. **NUMINA Layout Editor** then shows the refined layout over the first pass's frames: drag on
+empty space to add an object, drag one to move it, drag its corner to resize, right-click to delete
+(per frame, or on all frames). Run again: the guided sampler follows your edit, and re-running keeps it
+until you press *Reset*.
+
+"""
+
+
+def wan21_hand_edit_graph() -> Graph:
+    title = "NUMINA Wan2.1 T2V 1.3B hand-edited layout"
+    nodes = [
+        *wan21_inputs(title, "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81, HAND_EDIT_NOTE),
+        *numina_chain(model="model", guided=[("model", {}, "latent")], latent="latent", steps=WAN21_STEPS,
+                      cfg=WAN21_CFG, sampler=WAN21_SAMPLER, layout_source="editor"),
+        Node("editor", "NuminaLayoutEditor", 9, title="NUMINA Layout Editor (edit here, then Run)",
+             links={"layout": ("refiner", 0), "image": ("pre_decode", 0)}),
+        *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 16.0, "NUMINA video"),
+    ]
+    groups = [(name, keys + ["editor"] if name == "NUMINA countable layout" else keys)
+              for name, keys in standard_groups()]
+    return Graph(title, nodes, groups)
+
+
+COUNT_NOTE = """## Count-verified NUMINA and Count Objects
+
+**NUMINA Count-Verified Sampler** makes the video with NUMINA, counts it with **NUMINA Object Counter**
+(GroundingDINO: put a model folder in `models/grounding-dino/`, or let it download
+IDEA-Research/grounding-dino-tiny once) and tries the next seed while a count is wrong, up to *budget*
+videos; it keeps the best and shows every try's counts. **NUMINA Count Objects** counts the plain
+baseline the same way, so you can compare.
+
+"""
+
+
+def wan21_count_graph() -> Graph:
+    title = "NUMINA Wan2.1 T2V 1.3B count-verified"
+    common = {"steps": WAN21_STEPS, "cfg": WAN21_CFG, "sampler_name": WAN21_SAMPLER, "scheduler": "simple"}
+    nodes = [
+        *wan21_inputs(title, "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81, COUNT_NOTE),
+        Node("settings", "NuminaSettings", 2, title="NUMINA Settings (used by every NUMINA node)"),
+        Node("parser", "NuminaNumeralParser", 4, links={"prompt": ("prompt", 0), "clip": ("clip", 0)}),
+        Node("counter", "NuminaObjectCounter", 4),
+        Node("verified", "NuminaCountVerifiedSampler", 5, widgets={**common, "budget": 3},
+             links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                    "negative": ("negative", 0), "latent_image": ("latent", 0), "targets": ("parser", 0),
+                    "vae": ("vae", 0), "counter": ("counter", 0), "settings": ("settings", 0)}),
+        Node("numina_save", "SaveAnimatedWEBP", 6, title="Best NUMINA video",
+             widgets={"filename_prefix": f"video/{VIDEO_PREFIX['numina']}", "fps": 16.0, "lossless": False,
+                      "quality": 90, "method": "default"},
+             links={"images": ("verified", 1)}),
+        baseline_sampler(WAN21_STEPS, WAN21_CFG, WAN21_SAMPLER),
+        Node("baseline_decode", "VAEDecode", 6, links={"samples": ("baseline", 0), "vae": ("vae", 0)}, band=1),
+        Node("baseline_count", "NuminaCountObjects", 7, title="Count Objects (baseline)",
+             links={"images": ("baseline_decode", 0), "targets": ("parser", 0)}, band=1),
+    ]
+    groups = [("Models", ["unet", "clip", "vae", "model"]),
+              ("Prompt, seed, settings and counts", ["seed", "prompt", "settings", "positive", "negative", "latent",
+                                                     "parser", "counter"]),
+              ("NUMINA, counted and retried", ["verified", "numina_save"]),
+              ("Baseline, counted (mute to skip)", ["baseline", "baseline_decode", "baseline_count"])]
+    return Graph(title, nodes, groups)
 
 
 def standard_groups() -> list[tuple[str, list[str]]]:
@@ -282,6 +360,8 @@ def graphs() -> list[Graph]:
         wan21_graph("NUMINA Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81),
         wan22_5b_graph(),
         wan22_a14b_graph(),
+        wan21_hand_edit_graph(),
+        wan21_count_graph(),
     ]
 
 

@@ -139,9 +139,10 @@ def test_example_workflow_matches_object_info(name, object_info):
     unknown = {node["type"] for node in nodes.values()} - set(object_info) - FRONTEND_ONLY_TYPES
     assert not unknown, f"{name}: node types that exist neither in ComfyUI core nor in the pack: {unknown}"
     used = {node["type"] for node in nodes.values()}
-    assert {"NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
-            "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler", "VAEDecode",
-            "SaveAnimatedWEBP"} <= used, used
+    numina = ({"NuminaCountVerifiedSampler", "NuminaObjectCounter"} if "NuminaCountVerifiedSampler" in used else
+              {"NuminaAttentionCaptureKSampler", "NuminaHeadSelector", "NuminaCountableLayout", "NuminaLayoutRefiner",
+               "NuminaLayoutGuidedSampler", "VAEDecode"})
+    assert {"NuminaSettings", "NuminaNumeralParser", "SaveAnimatedWEBP", *numina} <= used, used
 
     for link_id, origin, origin_slot, target, target_slot, link_type in workflow["links"]:
         output_type = object_info[nodes[origin]["type"]]["output"][origin_slot]
@@ -178,13 +179,17 @@ def test_example_workflow_matches_object_info(name, object_info):
 @pytest.mark.parametrize("name", EXPECTED_EXAMPLES)
 def test_server_validates_example_workflow(name, server, object_info):
     """The server's own validation (types, combos, ranges, required inputs) accepts the API export;
-    executing it stops at the first loader because the weight files here are empty."""
+    executing it stops at the first loader because the weight files here are empty (or, for the object
+    counter, because no detector can be downloaded here, with a message naming its input)."""
     graph = workflow_to_api(example(name), object_info)
     prompt_id = server.post_prompt(graph)
     with pytest.raises(ComfyServerError) as failure:
         server.wait(prompt_id, timeout=120)
-    messages = dict(json.loads(str(failure.value).split(" failed: ", 1)[1]))
-    assert messages["execution_error"]["node_type"] in LOADERS, messages["execution_error"]
+    error = dict(json.loads(str(failure.value).split(" failed: ", 1)[1]))["execution_error"]
+    if error["node_type"] == "NuminaObjectCounter":
+        assert "NUMINA Object Counter: input 'detector'" in error["exception_message"], error["exception_message"]
+    else:
+        assert error["node_type"] in LOADERS, error
 
 
 # -- tiny-model pipeline through POST /prompt ------------------------------------------------------
@@ -261,4 +266,4 @@ def test_example_shares_one_settings_node(name):
     fed = {target for link_id, origin, _, target, _, _ in workflow["links"] if origin == settings[0]["id"]}
     takes_settings = {node["id"] for node in workflow["nodes"]
                       if any(entry["name"] == "settings" for entry in node["inputs"])}
-    assert fed == takes_settings and len(fed) >= 5, (fed, takes_settings)
+    assert fed == takes_settings and fed, (fed, takes_settings)

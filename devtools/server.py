@@ -40,6 +40,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+MODEL_LOADER_FOLDERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "VAELoader": "vae"}
+"""The core loaders the example workflows use, and the models folder each reads."""
+
+
+def write_empty_model_files(base_dir: Path, workflows: list[dict]) -> None:
+    """An empty file for every model the workflows' loaders name, under base_dir/models/<folder>/, so their
+    combo values are valid on a server started there (loading them then fails, at the loader)."""
+    for workflow in workflows:
+        for node in workflow["nodes"]:
+            if node["type"] in MODEL_LOADER_FOLDERS:
+                folder = base_dir / "models" / MODEL_LOADER_FOLDERS[node["type"]]
+                folder.mkdir(parents=True, exist_ok=True)
+                (folder / node["widgets_values"][0]).write_bytes(b"")
+
+
 class ComfyServerError(RuntimeError):
     pass
 

@@ -297,7 +297,7 @@ class Bench:
 
 
 def ratio_table(results: list[ModelResult], card: str) -> str:
-    lines = [f"| model | steps (t*) | plain s | " + " | ".join(f"{arm} / plain" for arm in ARMS[1:]) +
+    lines = ["| model | steps (t*) | plain s | " + " | ".join(f"{arm} / plain" for arm in ARMS[1:]) +
              " | peak GiB plain / numina / easycache / short / finish |",
              "|---|---|---|" + "---|" * (len(ARMS) - 1) + "---|"]
     for r in results:

@@ -59,7 +59,7 @@ except ImportError:  # ComfyUI before 0.33 has no native CogVideoX: the adapter 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import GuidancePlan, build_guidance_plan, cross_attention_bias, modulation_delta, plan_to
+from ...numina_core.guidance import build_guidance_plan, cross_attention_bias, modulation_delta
 from ...numina_core.token_mapping import PromptTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -194,24 +194,8 @@ def joint_noun_mass(q_video: torch.Tensor, k: torch.Tensor, rows: torch.Tensor, 
     return plain.cpu(), guided.cpu()
 
 
-class JointAttentionGuidanceHook(SharedHook, GuidanceHook):
+class JointAttentionGuidanceHook(GuidanceHook):
     """Adds the guidance bias to every block's video→text logits inside the joint softmax, positive pass only."""
-
-    def __init__(self, plan: GuidancePlan, config: NuminaConfig, total_steps: int, first_step: int, node: str):
-        self.plan, self.config = plan, config
-        self.total_steps, self.first_step = total_steps, first_step
-        self.strength, self.node = config.guidance_strength, node
-        self._device_plan: GuidancePlan | None = None
-        self.step_of = StepOfCall()
-        self.modulated_calls = 0
-        self.collect_diagnostics = False
-        self.diagnostics: list[tuple[torch.Tensor, torch.Tensor]] = []
-        """(plain, guided) joint probability mass on the targeted text tokens per modulated row, when collected."""
-
-    def plan_on(self, device: torch.device) -> GuidancePlan:
-        if self._device_plan is None or self._device_plan.rows.device != device:
-            self._device_plan = plan_to(self.plan, device)
-        return self._device_plan
 
     def wants_call(self, options: dict) -> float | None:
         """δ of this model call, or None when it is not modulated (negative-only call, guidance off)."""

@@ -14,15 +14,31 @@ import torch
 from ...numina_core.capture import AttentionCapture
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
+from ...numina_core.guidance import GuidancePlan, plan_to
 from ...numina_core.token_mapping import PromptTokenizer
-from .hooks import PhaseOne
+from .hooks import PhaseOne, SharedHook, StepOfCall
 
 
-class GuidanceHook(ABC):
-    """What a guided model reports after sampling (tests and diagnostics read it)."""
+class GuidanceHook(SharedHook):
+    """The state every family's guidance hook keeps: the plan (moved to the sampling device once), the
+    schedule's position, and what tests and diagnostics read after sampling."""
 
-    modulated_calls: int
-    """Attention calls whose rows were modulated."""
+    def __init__(self, plan: GuidancePlan, config: NuminaConfig, total_steps: int, first_step: int, node: str):
+        self.plan, self.config = plan, config
+        self.total_steps, self.first_step = total_steps, first_step
+        self.strength, self.node = config.guidance_strength, node
+        self._device_plan: GuidancePlan | None = None
+        self.step_of = StepOfCall()
+        self.modulated_calls = 0
+        """Attention calls whose rows were modulated."""
+        self.collect_diagnostics = False
+        self.diagnostics: list[tuple[torch.Tensor, torch.Tensor]] = []
+        """(plain, guided) probability mass on the targeted text tokens per modulated row, when collected."""
+
+    def plan_on(self, device: torch.device) -> GuidancePlan:
+        if self._device_plan is None or self._device_plan.rows.device != device:
+            self._device_plan = plan_to(self.plan, device)
+        return self._device_plan
 
 
 class ModelAdapter(ABC):

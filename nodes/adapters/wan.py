@@ -22,7 +22,7 @@ from ...numina_core.capture import AttentionCapture, split_heads, summarize_cros
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
 from ...numina_core.guidance import (GuidancePlan, build_guidance_plan, cross_attention_bias, modulated_attention_rows,
-                                     modulation_delta, plan_to)
+                                     modulation_delta)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -71,25 +71,13 @@ class AttentionCaptureHook(SharedHook):
         raise CaptureComplete
 
 
-class CrossAttentionGuidanceHook(SharedHook, GuidanceHook):
+class CrossAttentionGuidanceHook(GuidanceHook):
     """Adds the guidance bias to every block's text cross-attention on the positive pass."""
 
     def __init__(self, plan: GuidancePlan, config: NuminaConfig, total_steps: int, first_step: int,
                  text_call: int, node: str):
-        self.plan, self.config = plan, config
-        self.total_steps, self.first_step = total_steps, first_step
-        self.strength, self.text_call, self.node = config.guidance_strength, text_call, node
-        self._device_plan: GuidancePlan | None = None
-        self.step_of = StepOfCall()
-        self.modulated_calls = 0
-        self.collect_diagnostics = False
-        self.diagnostics: list[tuple[torch.Tensor, torch.Tensor]] = []
-        """(plain, guided) probability mass on the nouns' tokens per modulated row, when collected."""
-
-    def plan_on(self, device: torch.device) -> GuidancePlan:
-        if self._device_plan is None or self._device_plan.rows.device != device:
-            self._device_plan = plan_to(self.plan, device)
-        return self._device_plan
+        super().__init__(plan, config, total_steps, first_step, node)
+        self.text_call = text_call
 
     def replace_block(self, args: dict, extra: dict) -> dict:
         options = args["transformer_options"]

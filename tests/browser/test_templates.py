@@ -11,34 +11,20 @@ import math
 
 import pytest
 
-from devtools.server import PACK_FOLDER_NAME, ComfyServer
+from devtools.server import PACK_FOLDER_NAME, ComfyServer, write_empty_model_files
 from scripts.build_example_workflows import WORKFLOW_DIR
 
 TEMPLATES = sorted(path.stem for path in WORKFLOW_DIR.glob("*.json"))
-LOADER_FOLDERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "VAELoader": "vae"}
 
 
 def template(name: str) -> dict:
     return json.loads((WORKFLOW_DIR / f"{name}.json").read_text())
 
 
-def referenced_model_files() -> dict[str, set[str]]:
-    """{models folder: file names} the templates load."""
-    files: dict[str, set[str]] = {}
-    for name in TEMPLATES:
-        for node in template(name)["nodes"]:
-            if node["type"] in LOADER_FOLDERS:
-                files.setdefault(LOADER_FOLDERS[node["type"]], set()).add(node["widgets_values"][0])
-    return files
-
-
 @pytest.fixture(scope="module")
 def server(chromium, tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-browser-templates")
-    for folder, names in referenced_model_files().items():
-        (base / "models" / folder).mkdir(parents=True, exist_ok=True)
-        for file_name in names:
-            (base / "models" / folder / file_name).write_bytes(b"")
+    write_empty_model_files(base, [template(name) for name in TEMPLATES])
     with ComfyServer(base) as running:
         yield running
 

@@ -19,14 +19,14 @@ import pytest
 from scripts.build_example_workflows import (FRONTEND_ONLY_TYPES, IMAGE_PREVIEW_TYPES, THUMBNAIL_SUFFIX, TITLE_HEIGHT,
                                              WORKFLOW_DIR, graphs, workflow_to_api)
 from scripts import run_demo as testbed_graph
-from devtools.server import PACK_FOLDER_NAME, ComfyServer, ComfyServerError
+from devtools.server import (MODEL_LOADER_FOLDERS, PACK_FOLDER_NAME, ComfyServer, ComfyServerError,
+                             write_empty_model_files)
 
 NUMINA_NODE_IDS = ["NuminaSettings", "NuminaNumeralParser", "NuminaAttentionCaptureKSampler", "NuminaHeadSelector",
                    "NuminaCountableLayout", "NuminaLayoutRefiner", "NuminaLayoutGuidedSampler",
                    "NuminaLayoutToMask", "NuminaMaskToLayout", "NuminaCountObjects"]
 EXAMPLES = sorted(path.stem for path in WORKFLOW_DIR.glob("*.json"))
 EXPECTED_EXAMPLES = sorted(graph.name for graph in graphs())
-LOADERS = {"UNETLoader": "diffusion_models", "CLIPLoader": "text_encoders", "VAELoader": "vae"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 
 
@@ -34,23 +34,10 @@ def example(name: str) -> dict:
     return json.loads((WORKFLOW_DIR / f"{name}.json").read_text())
 
 
-def referenced_model_files() -> dict[str, set[str]]:
-    """{models folder: file names} the example workflows load."""
-    files: dict[str, set[str]] = {}
-    for name in EXAMPLES:
-        for node in example(name)["nodes"]:
-            if node["type"] in LOADERS:
-                files.setdefault(LOADERS[node["type"]], set()).add(node["widgets_values"][0])
-    return files
-
-
 @pytest.fixture(scope="module")
 def server(comfyui, tmp_path_factory):
     base = tmp_path_factory.mktemp("comfy-server")
-    for folder, names in referenced_model_files().items():
-        (base / "models" / folder).mkdir(parents=True, exist_ok=True)
-        for file_name in names:
-            (base / "models" / folder / file_name).write_bytes(b"")
+    write_empty_model_files(base, [example(name) for name in EXAMPLES])
     with ComfyServer(base) as running:
         yield running
 
@@ -189,7 +176,7 @@ def test_server_validates_example_workflow(name, server, object_info):
     if error["node_type"] == "NuminaObjectCounter":
         assert "NUMINA Object Counter: input 'detector'" in error["exception_message"], error["exception_message"]
     else:
-        assert error["node_type"] in LOADERS, error
+        assert error["node_type"] in MODEL_LOADER_FOLDERS, error
 
 
 # -- tiny-model pipeline through POST /prompt ------------------------------------------------------

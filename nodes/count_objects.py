@@ -51,16 +51,17 @@ def local_model_names() -> list[str]:
 _loaded: dict[str, GroundingDinoDetector] = {}
 
 
-def load_detector(name: str) -> GroundingDinoDetector:
-    """The detector for `name`, loaded once per ComfyUI session (kept on the CPU between runs)."""
+def load_detector(name: str, node: str = NODE_NAME) -> GroundingDinoDetector:
+    """The detector for `name`, loaded once per ComfyUI session (kept on the CPU between runs); errors name
+    `node`, the node whose input 'detector' to fix."""
     if name not in _loaded:
         dirs = model_search_dirs()
         try:
             _loaded[name] = GroundingDinoDetector.load(name, search_dirs=dirs, download_dir=dirs[0])
         except DetectorUnavailableError as error:
-            raise ValueError(f"{NODE_NAME}: input 'detector': {error}") from error
+            raise ValueError(f"{node}: input 'detector': {error}") from error
         except (OSError, ValueError) as error:  # transformers' errors for a local folder missing files
-            raise ValueError(f"{NODE_NAME}: input 'detector': the model folder {name!r} cannot be loaded "
+            raise ValueError(f"{node}: input 'detector': the model folder {name!r} cannot be loaded "
                              f"({error}); put a complete `save_pretrained` folder (config, processor config, "
                              "weights, tokenizer files) there") from error
     return _loaded[name]
@@ -80,13 +81,13 @@ def targets_from_inputs(nouns: str, targets: object | None) -> dict[str, int]:
 
 
 def protocol_from_inputs(protocol: str, box_threshold: float, text_threshold: float, frames: int,
-                         merge_iou: float) -> CountProtocol:
+                         merge_iou: float, node: str = NODE_NAME) -> CountProtocol:
     if protocol == CUSTOM_PROTOCOL:
         return CountProtocol(CUSTOM_PROTOCOL, box_threshold=box_threshold, text_threshold=text_threshold,
                              num_frames=frames if frames > 0 else None,
                              merge_iou=merge_iou if merge_iou > 0 else None, label_must_match=False)
     if protocol not in PROTOCOLS:
-        raise ValueError(f"{NODE_NAME}: input 'protocol': unknown protocol {protocol!r}; "
+        raise ValueError(f"{node}: input 'protocol': unknown protocol {protocol!r}; "
                          f"choose one of {sorted(PROTOCOLS) + [CUSTOM_PROTOCOL]}.")
     return PROTOCOLS[protocol]
 

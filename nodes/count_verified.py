@@ -69,8 +69,8 @@ class NuminaObjectCounter(io.ComfyNode):
     @classmethod
     def execute(cls, detector: str, protocol: str, box_threshold: float, text_threshold: float, frames: int,
                 merge_iou: float) -> io.NodeOutput:
-        chosen = protocol_from_inputs(protocol, box_threshold, text_threshold, frames, merge_iou)
-        return io.NodeOutput(DetectorCounter(load_detector(detector), chosen))  # loads now: a missing model fails here
+        chosen = protocol_from_inputs(protocol, box_threshold, text_threshold, frames, merge_iou, COUNTER_NODE)
+        return io.NodeOutput(DetectorCounter(load_detector(detector, COUNTER_NODE), chosen))  # loads now: a missing model fails here
 
 
 def decode_video(vae, samples: torch.Tensor) -> torch.Tensor:

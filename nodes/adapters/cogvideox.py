@@ -58,8 +58,8 @@ except ImportError:  # ComfyUI before 0.33 has no native CogVideoX: the adapter 
 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
-from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import build_guidance_plan, cross_attention_bias, modulation_delta
+from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
+from ...numina_core.guidance import GuidancePlan, cross_attention_bias, modulation_delta
 from ...numina_core.token_mapping import PromptTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -288,15 +288,10 @@ class CogVideoXAdapter(ModelAdapter):
         return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
                              lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
-    def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
-                     first_step: int) -> tuple[object, GuidanceHook | None, str]:
-        plan = build_guidance_plan(layout, noun_tokens, config)
-        if plan.is_empty:
-            return self.model, None, "nothing to correct: plain KSampler output"
-        if config.guidance_strength <= 0:
-            return self.model, None, "strength 0: plain KSampler output"
+    def install_guidance(self, plan: GuidancePlan, config: NuminaConfig, steps: int,
+                         first_step: int) -> tuple[object, GuidanceHook]:
         hook = JointAttentionGuidanceHook(plan, config, steps, first_step, self.node)
         clone = self.model.clone()
         clone.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY,
                                    joint_attention_wrapper(hook.attend, hook.wants_call))
-        return clone, hook, f"guiding {len(plan.rows)} video tokens on {len(plan.columns)} text tokens"
+        return clone, hook

@@ -14,7 +14,7 @@ import torch
 from ...numina_core.capture import AttentionCapture
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import GuidancePlan, plan_to
+from ...numina_core.guidance import GuidancePlan, build_guidance_plan, plan_to
 from ...numina_core.token_mapping import PromptTokenizer
 from .hooks import PhaseOne, SharedHook, StepOfCall
 
@@ -96,11 +96,22 @@ class ModelAdapter(ABC):
         return self.run_phase_one(provenance, positive, negative, latent, noun_tokens, block, step, config,
                                   x0_store).capture
 
-    @abstractmethod
     def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
                      first_step: int) -> tuple[object, GuidanceHook | None, str]:
         """Phase 2: (the model to sample with, its hook, a notice). The MODEL itself, unpatched, when there is
-        nothing to correct or the strength is 0 (sampling is then exactly KSampler's); else a clone."""
+        nothing to correct or the strength is 0 (sampling is then exactly KSampler's); else a guided clone."""
+        plan = build_guidance_plan(layout, noun_tokens, config)
+        if plan.is_empty:
+            return self.model, None, "nothing to correct: plain KSampler output"
+        if config.guidance_strength <= 0:
+            return self.model, None, "strength 0: plain KSampler output"
+        clone, hook = self.install_guidance(plan, config, steps, first_step)
+        return clone, hook, f"guiding {len(plan.rows)} video tokens on {len(plan.columns)} text tokens"
+
+    @abstractmethod
+    def install_guidance(self, plan: GuidancePlan, config: NuminaConfig, steps: int,
+                         first_step: int) -> tuple[object, GuidanceHook]:
+        """A clone of the MODEL whose attention follows `plan` on the positive pass, and its hook."""
 
     def check_capture_block(self, block: int) -> None:
         if not 0 <= block < self.blocks:

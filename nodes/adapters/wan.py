@@ -20,8 +20,8 @@ import comfy.sample
 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
-from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import (GuidancePlan, build_guidance_plan, cross_attention_bias, modulated_attention_rows,
+from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
+from ...numina_core.guidance import (GuidancePlan, cross_attention_bias, modulated_attention_rows,
                                      modulation_delta)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
@@ -188,15 +188,10 @@ class WanAdapter(ModelAdapter):
         return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
                              lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
-    def guided_model(self, layout: Layout, noun_tokens: dict[str, list[int]], config: NuminaConfig, steps: int,
-                     first_step: int) -> tuple[object, GuidanceHook | None, str]:
-        plan = build_guidance_plan(layout, noun_tokens, config)
-        if plan.is_empty:
-            return self.model, None, "nothing to correct: plain KSampler output"
-        if config.guidance_strength <= 0:
-            return self.model, None, "strength 0: plain KSampler output"
+    def install_guidance(self, plan: GuidancePlan, config: NuminaConfig, steps: int,
+                         first_step: int) -> tuple[object, GuidanceHook]:
         hook = CrossAttentionGuidanceHook(plan, config, steps, first_step, self.text_call_index(), self.node)
         clone = self.model.clone()
         for i in range(self.blocks):
             clone.set_model_patch_replace(hook.replace_block, "dit", "double_block", i)
-        return clone, hook, f"guiding {len(plan.rows)} video tokens on {len(plan.columns)} text tokens"
+        return clone, hook

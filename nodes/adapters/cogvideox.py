@@ -67,7 +67,10 @@ from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outer
 
 WRAPPER_KEY = "numina_cogvideox"
 ROW_CHUNK_BYTES = 256 * 1024 * 1024
-"""Working memory of one chunk of recomputed rows (their fp32 logits over all heads and keys)."""
+"""Working memory of one chunk of recomputed rows: on CUDA their additive mask (SDPA's memory-efficient kernel
+takes it without materializing the logits), elsewhere their fp32 logits over all heads and keys (the math
+kernel materializes them). On CUDA a whole layout's rows fit one call: many small calls each re-read every key
+and leave most of the GPU idle (2.2× plain sampling for CogVideoX-5B at 81-row chunks, issue 12)."""
 
 
 class T5PromptTokenizer:
@@ -168,7 +171,8 @@ def joint_modulated_rows(q_video: torch.Tensor, k: torch.Tensor, v: torch.Tensor
     text_bias: [R, T] on the text columns, nothing on the video columns. Chunked over rows."""
     heads, _, head_dim = q_video.shape
     text_length, keys = text_bias.shape[1], k.shape[1]
-    chunk = max(1, chunk_bytes // (heads * keys * 4))
+    row_bytes = keys * q_video.element_size() if q_video.is_cuda else heads * keys * 4
+    chunk = max(1, chunk_bytes // row_bytes)
     out = torch.empty(len(rows), heads * head_dim, dtype=q_video.dtype, device=q_video.device)
     for start in range(0, len(rows), chunk):
         stop = min(len(rows), start + chunk)

@@ -227,6 +227,26 @@ def test_guidance_changes_only_the_positive_video_rows_inside_the_joint_softmax(
     assert not torch.allclose(out[1, modulated], plain[1, modulated], atol=1e-3)
 
 
+def test_modulated_rows_do_not_depend_on_how_they_are_chunked(adapters):
+    """One row per SDPA call, a few rows, or all rows in one call: the same softmax(s + [B_text, 0])·v."""
+    from numina_pack.nodes.adapters.cogvideox import joint_modulated_rows
+
+    generator = torch.Generator().manual_seed(3)
+    heads, text, video, d = 2, 6, 40, 16
+    q_video = torch.randn(heads, video, d, generator=generator)
+    k, v = (torch.randn(heads, text + video, d, generator=generator) for _ in range(2))
+    rows = torch.tensor([0, 3, 4, 17, 39])
+    text_bias = torch.randn(len(rows), text, generator=generator)
+    whole = joint_modulated_rows(q_video, k, v, rows, text_bias, chunk_bytes=1 << 30)
+    logits = q_video[:, rows] @ k.transpose(1, 2) / math.sqrt(d)
+    logits[:, :, :text] += text_bias
+    expected = (torch.softmax(logits, -1) @ v).transpose(0, 1).reshape(len(rows), -1)
+    torch.testing.assert_close(whole, expected, atol=1e-5, rtol=1e-5)
+    for chunk_bytes in (1, 2 * heads * (text + video) * 4):
+        torch.testing.assert_close(joint_modulated_rows(q_video, k, v, rows, text_bias, chunk_bytes=chunk_bytes),
+                                   whole, atol=1e-6, rtol=1e-6)
+
+
 def test_strength_zero_or_nothing_to_correct_equals_ksampler_bit_for_bit(adapters, models, targets):
     import nodes as comfy_nodes
     from numina_pack.numina_core.grid import Layout

@@ -89,11 +89,30 @@ def seed_search_arm(session: TestbedSession, tries: int = 5) -> Arm:
 
 
 ARMS: dict[str, ArmFactory] = {"baseline": baseline_arm, "seed_search": seed_search_arm}
+ARM_FAMILIES: dict[str, Callable[[str], ArmFactory]] = {}
+"""Arms named ``family:spec`` (e.g. ``numina:improved:{"suppress_scale": 20}``): the family turns the spec
+into a factory, so a sweep needs no registered name per variant."""
 
 
 def register_arm(name: str, factory: ArmFactory) -> None:
     """Adds an arm (e.g. a NUMINA preset) that ``evaluate`` can run by name."""
     ARMS[name] = factory
+
+
+def register_arm_family(family: str, factory_for_spec: Callable[[str], ArmFactory]) -> None:
+    """Adds arms named ``family:spec``; ``factory_for_spec`` raises ValueError for a bad spec."""
+    ARM_FAMILIES[family] = factory_for_spec
+
+
+def arm_factory(name: str) -> ArmFactory:
+    """The factory of a registered arm or of a ``family:spec`` arm."""
+    if name in ARMS:
+        return ARMS[name]
+    family, _, spec = name.partition(":")
+    if spec and family in ARM_FAMILIES:
+        return ARM_FAMILIES[family](spec)
+    raise ValueError(f"unknown arm '{name}'; known: {', '.join(ARMS)}, or "
+                     + ", ".join(f"'{f}:…'" for f in ARM_FAMILIES))
 
 
 def load_prompts(n: int, prompt_seed: int, prompt_file: Path | None) -> list[str]:
@@ -113,9 +132,7 @@ def evaluate(
     results: dict[str, dict[float, sc.CountingMetrics]] = {}
     requests = [sc.parse_prompt(p) for p in prompts]
     for name in arms:
-        if name not in ARMS:
-            raise ValueError(f"unknown arm '{name}'; known: {', '.join(ARMS)}")
-        arm = ARMS[name](session)
+        arm = arm_factory(name)(session)
         results[name] = {}
         for cfg in cfgs:
             t0 = time.time()
@@ -144,7 +161,8 @@ def format_results(results: dict[str, dict[float, sc.CountingMetrics]]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--arm", action="append", help=f"arm to run, repeatable (default: baseline); known: {', '.join(ARMS)}")
+    parser.add_argument("--arm", action="append", help=f"arm to run, repeatable (default: baseline); known: {', '.join(ARMS)}; or "
+                        "'numina:<preset>:<JSON config overrides>'")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="testbed weights (.safetensors)")
     parser.add_argument("--prompts", type=int, default=200, help="number of generated prompts")
     parser.add_argument("--prompt-seed", type=int, default=1234, help="seed of the generated prompt set")

@@ -17,7 +17,7 @@ import torch
 from scipy import ndimage
 
 from testbed import synthetic as sc
-from testbed.evaluate import Arm, TestbedSession, register_arm
+from testbed.evaluate import Arm, TestbedSession, register_arm, register_arm_family
 from testbed.model import FRAMES, SIZE, TestbedTokenizer
 
 from devtools.comfyui import import_pack
@@ -54,7 +54,7 @@ class Pipeline:
     def __post_init__(self):
         adapters, config, self.grid_module, self.identify, self.refine, self.targets = pack()
         self.adapter = adapters.adapter_for(self.session.model, "testbed")
-        self.config = config.preset(self.preset, reference_layer=CAPTURE_BLOCK, **self.overrides)
+        self.config = config.preset(self.preset, **{"reference_layer": CAPTURE_BLOCK, **self.overrides})
         self.tokenizer = TestbedTokenizer()
 
     def conditioning(self, prompt: str):
@@ -96,6 +96,20 @@ def numina_arm(preset: str, token_scope: str = "noun", **overrides):
     return factory
 
 
+def numina_arm_for_spec(spec: str):
+    """``<preset>:<JSON overrides>`` (the overrides optional) → a NUMINA arm, for sweeps from the command line."""
+    preset, _, overrides = spec.partition(":")
+    try:
+        fields = json.loads(overrides) if overrides else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"arm 'numina:{spec}': the overrides are not JSON ({error})") from None
+    if not isinstance(fields, dict):
+        raise ValueError(f"arm 'numina:{spec}': the overrides must be a JSON object")
+    pack()[1].preset(preset, **fields)  # a bad preset or field fails here, before any sampling
+    return numina_arm(preset, **fields)
+
+
+register_arm_family("numina", numina_arm_for_spec)
 register_arm("numina_reference", numina_arm("reference"))
 register_arm("numina_improved", numina_arm("improved"))
 register_arm("numina_improved_capture_60pct", numina_arm("improved", reference_step=30))

@@ -38,3 +38,25 @@ def test_agreement_and_mechanism_studies_report_fractions(session):
     assert set(agreement) == {"reference", "improved"} and all(0 <= v <= 1 for v in agreement.values())
     checks = numina_arms.mechanism_checks(session, ["two red discs"], 0, 5.0)
     assert checks["added_n"] == 1 and (np.isnan(checks["removed"]) or 0 <= checks["removed"] <= 1)
+
+
+def test_a_numina_arm_named_by_preset_and_overrides_equals_the_registered_one(session):
+    """'numina:<preset>:<JSON>' builds the same arm as the registered name, and bad specs say what is wrong."""
+    from testbed import evaluate, numina_arms
+    from numina_pack.numina_core.config import ConfigError
+
+    prompt = "two red discs"
+    by_spec = evaluate.arm_factory('numina:improved:{"reference_step": 20}')(session)(prompt, 5, 5.0)
+    registered = evaluate.arm_factory("numina_improved")(session)(prompt, 5, 5.0)
+    assert torch.equal(by_spec, registered)
+    off = evaluate.arm_factory('numina:improved:{"guidance_strength": 0}')(session)(prompt, 5, 5.0)
+    assert torch.equal(off, session.sample(prompt, [5], 5.0)[0])  # strength 0 is plain sampling
+    with pytest.raises(ValueError, match="not JSON"):
+        evaluate.arm_factory("numina:improved:{strength}")
+    with pytest.raises(ValueError, match="JSON object"):
+        evaluate.arm_factory("numina:improved:[1]")
+    with pytest.raises(ConfigError, match="guidance_strengthx"):
+        evaluate.arm_factory('numina:improved:{"guidance_strengthx": 1}')
+    with pytest.raises(ValueError, match="unknown arm 'nope:x'.*'numina:…'"):
+        evaluate.arm_factory("nope:x")
+    assert numina_arms.numina_arm_for_spec("reference")  # overrides are optional

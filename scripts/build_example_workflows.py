@@ -84,6 +84,21 @@ class Graph:
     name: str  # the file name, which the template browser shows as the template's title
     nodes: list[Node]
     groups: list[tuple[str, list[str]]]  # (title, node keys)
+    requires: tuple[str, str, str] | None = None
+    """(node type, input, option) a ComfyUI must offer to run this graph, e.g. CLIPLoader's type 'cogvideox'
+    (ComfyUI ≥ 0.33); None: every supported ComfyUI runs it."""
+
+    def unavailable_reason(self, object_info: dict) -> str | None:
+        """Why a ComfyUI with this /object_info cannot run the graph, or None when it can."""
+        if self.requires is None:
+            return None
+        node_type, input_name, option = self.requires
+        spec = {**object_info.get(node_type, {}).get("input", {}).get("required", {}),
+                **object_info.get(node_type, {}).get("input", {}).get("optional", {})}.get(input_name)
+        options = spec[0] if spec and isinstance(spec[0], list) else (spec[1].get("options", []) if spec else [])
+        if option in options:
+            return None
+        return f"{self.name} needs {node_type} '{input_name}' = '{option}', which this ComfyUI does not offer"
 
 
 def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
@@ -160,7 +175,7 @@ block) for every NUMINA node. The plain **KSampler** branch is the baseline with
 its group to save time. Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor →
 *NUMINA Mask to Layout*. For MP4 files, replace *Save Animated WEBP* by *Create Video* → *Save Video*.
 
-**Models** (Comfy-Org repackaged weights):
+**Models** (the files ComfyUI's own templates use):
 """
 
 
@@ -169,10 +184,10 @@ def how_to_note(title: str, models: list[tuple[str, str, str]]) -> Node:
     return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines))
 
 
-def baseline_sampler(steps: int, cfg: float, sampler: str) -> Node:
+def baseline_sampler(steps: int, cfg: float, sampler: str, model: str = "model") -> Node:
     return Node("baseline", "KSampler", 5, title="Baseline KSampler (same seed)",
                 widgets={"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple", "denoise": 1.0},
-                links={"model": ("model", 0), "seed": ("seed", 0), "positive": ("positive", 0),
+                links={"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0),
                        "negative": ("negative", 0), "latent_image": ("latent", 0)}, band=1)
 
 
@@ -352,6 +367,44 @@ def wan22_a14b_graph() -> Graph:
     return Graph(title, nodes, standard_groups())
 
 
+COGVIDEOX_NOTE = """**CogVideoX needs ComfyUI 0.33 or newer** (its native CogVideoX port).
+
+ComfyUI's loader reads CogVideoX in its own key layout (`blocks.N.q …`, as in Comfy-Org's VOID weights)
+and Comfy-Org publishes no repackaged CogVideoX-5B text-to-video file yet: put the CogVideoX-5B
+transformer, saved in that layout, at `models/diffusion_models/{unet}`. The text encoder and VAE are the
+files ComfyUI's own CogVideoX (VOID) template uses.
+
+"""
+
+
+def cogvideox_5b_graph() -> Graph:
+    title = "NUMINA CogVideoX-5B T2V (needs ComfyUI 0.33)"
+    unet = "cogvideox_5b_t2v_bf16.safetensors"
+    clip_file = ("t5xxl_fp16.safetensors",
+                 "https://huggingface.co/comfyanonymous/flux_text_encoders/resolve/main/t5xxl_fp16.safetensors",
+                 "text_encoders")
+    vae_file = model_file("vae", "https://huggingface.co/Comfy-Org/void-model/resolve/main", "cogvideox_vae.safetensors")
+    # CogVideoX-5B's own pipeline: 720×480, 49 frames at 8 fps, 50 steps, guidance 6.
+    steps, cfg, sampler = 50, 6.0, "ddim"
+    note = how_to_note(f"{title} text to video", [clip_file, vae_file])
+    note.text = COGVIDEOX_NOTE.format(unet=unet) + note.text
+    nodes = [
+        note,
+        Node("unet", "UNETLoader", 0, title="Load CogVideoX-5B (ComfyUI layout)", widgets={"unet_name": unet}),
+        Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "cogvideox"}, models=[clip_file]),
+        Node("vae", "VAELoader", 0, widgets={"vae_name": vae_file[0]}, models=[vae_file]),
+        *text_nodes(),
+        Node("latent", "EmptyHunyuanLatentVideo", 3, title="Video latent (16 channels, 8× space, 4× time)",
+             widgets={"width": 720, "height": 480, "length": 49, "batch_size": 1}),
+        *numina_chain(model="unet", guided=[("unet", {}, "latent")], latent="latent", steps=steps, cfg=cfg,
+                      sampler=sampler),
+        baseline_sampler(steps, cfg, sampler, model="unet"),
+        *output_nodes("numina", "guided", GUIDED_COLUMN + 1, 8.0, "NUMINA video"),
+        *output_nodes("baseline", "baseline", GUIDED_COLUMN + 1, 8.0, "Baseline video"),
+    ]
+    return Graph(title, nodes, standard_groups(), requires=("CLIPLoader", "type", "cogvideox"))
+
+
 def graphs() -> list[Graph]:
     # The middle block, NUMINA's capture block, is the Settings node's default (-1): 15 of 30 blocks
     # for the 1.3B and 5B models, 20 of 40 for the 14B ones.
@@ -362,7 +415,13 @@ def graphs() -> list[Graph]:
         wan22_a14b_graph(),
         wan21_hand_edit_graph(),
         wan21_count_graph(),
+        cogvideox_5b_graph(),
     ]
+
+
+def graph_named(name: str) -> Graph:
+    """The graph whose file is example_workflows/<name>.json."""
+    return next(graph for graph in graphs() if graph.name == name)
 
 
 # -- /object_info → litegraph JSON ------------------------------------------------------------------
@@ -669,6 +728,10 @@ def main() -> int:
     leftovers = sorted(path.name for path in WORKFLOW_DIR.iterdir() if path.stem not in built)
     for graph in graphs():
         path = WORKFLOW_DIR / f"{graph.name}.json"
+        reason = graph.unavailable_reason(object_info)
+        if reason:
+            print(f"kept {path.relative_to(REPO_ROOT)} as it is: {reason}")
+            continue
         workflow = build_workflow(graph, object_info)
         text = render(workflow)
         if args.check:

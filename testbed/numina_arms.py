@@ -167,11 +167,12 @@ def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg
 
 
 def mechanism_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
-                     token_scope: str = "noun") -> dict[str, float]:
+                     token_scope: str = "noun", guidance: dict | None = None) -> dict[str, float]:
     """On plain videos: mark one object of the first noun removed (its tokens, every frame), or add one copy of
     the smallest object where the refinement would put it, guide from the same noise, and count again.
-    Returns how often the count moved by exactly one in the intended direction (frame-median counts)."""
-    pipeline = Pipeline(session, "reference", {}, token_scope)
+    Returns how often the count moved by exactly one in the intended direction (frame-median counts).
+    `guidance`: config overrides of the guided videos (e.g. {"suppress_scale": 20})."""
+    pipeline = Pipeline(session, "reference", guidance or {}, token_scope)
     grid_module = pipeline.grid_module
     grid = grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
     outcomes = {"removed": [], "added": []}
@@ -214,14 +215,15 @@ def free_box(occupied: np.ndarray, height: int, width: int) -> tuple[int, int] |
     return None
 
 
-def edit_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float) -> dict[str, float]:
+def edit_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
+                guidance: dict | None = None) -> dict[str, float]:
     """The artist's edit, measured: on the plain video's own layout (its objects' tokens per noun), delete one
     object of the first noun on every frame and add one object of the second noun (a box the size of its
     smallest object, or 3×3 tokens, where nothing lies) with the Layout Editor's edit functions, guide from the
     same noise, and count again. Returns how often the first noun's count fell by one and the second's rose
     by one (frame medians), each and both, over the two-noun prompts whose first noun has an object on every
-    frame."""
-    pipeline = Pipeline(session, "improved", {})  # imports the pack
+    frame. `guidance`: config overrides of the guided videos."""
+    pipeline = Pipeline(session, "improved", guidance or {})  # imports the pack
     from numina_pack.numina_core.layout_edits import apply_edits, parse_edits
 
     grid = pipeline.grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
@@ -267,7 +269,9 @@ def run_studies(args) -> dict:
     session = TestbedSession.load(args.weights, settings)
     prompts = load_prompts(args.prompts, args.prompt_seed, None)
     variants = json.loads(args.variants)
-    report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps}
+    guidance = json.loads(args.guidance)
+    report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps,
+              "guidance": guidance}
     start = time.time()
     if variants:
         report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
@@ -275,12 +279,13 @@ def run_studies(args) -> dict:
         print(json.dumps(report, indent=1), flush=True)
     if args.edits:
         start = time.time()
-        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg)
+        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg, guidance)
         report["edits_seconds"] = round(time.time() - start, 1)
         print(json.dumps(report, indent=1), flush=True)
     for scope in (args.token_scope or ["noun"]) if args.mechanism else []:
         start = time.time()
-        report[f"mechanism_{scope}"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg, scope)
+        report[f"mechanism_{scope}"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg, scope,
+                                                        guidance)
         report[f"mechanism_{scope}_seconds"] = round(time.time() - start, 1)
         print(json.dumps(report, indent=1), flush=True)
     if args.json:
@@ -309,6 +314,8 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--mechanism", type=int, default=0, help="prompts for the mechanism checks (0: skip)")
     parser.add_argument("--edits", type=int, default=0,
                         help="prompts for the hand-edit check: delete one object, add another (0: skip)")
+    parser.add_argument("--guidance", default="{}",
+                        help='JSON config overrides of the guided videos in the mechanism and edit checks')
     parser.add_argument("--token-scope", action="append", choices=["noun", "phrase"],
                         help="token scope of the mechanism checks, repeatable (default: noun)")
     parser.add_argument("--json", type=Path)

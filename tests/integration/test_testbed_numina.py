@@ -38,6 +38,9 @@ def test_agreement_and_mechanism_studies_report_fractions(session):
     assert set(agreement) == {"reference", "improved"} and all(0 <= v <= 1 for v in agreement.values())
     checks = numina_arms.mechanism_checks(session, ["two red discs"], 0, 5.0)
     assert checks["added_n"] == 1 and (np.isnan(checks["removed"]) or 0 <= checks["removed"] <= 1)
+    # Guidance overrides reach the guided videos: at strength 0 they are the plain video, so nothing moves.
+    off = numina_arms.mechanism_checks(session, ["two red discs"], 0, 5.0, guidance={"guidance_strength": 0})
+    assert off["added"] == 0.0 and (np.isnan(off["removed"]) or off["removed"] == 0.0)
 
 
 def test_a_numina_arm_named_by_preset_and_overrides_equals_the_registered_one(session):

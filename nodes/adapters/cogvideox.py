@@ -37,7 +37,7 @@ whose softmax runs over the 512 text slots only. How NUMINA's quantities map ont
   logit, not a probability, so it transfers unchanged.
 
 Where the backend cannot take a bias, the modulated rows are recomputed with PyTorch's SDPA over all keys of
-the joint sequence, in row chunks (a dense [rows, T + L] bias at 5B's shape would not fit at once).
+the joint sequence, in row chunks of ROW_CHUNK_BYTES (on CUDA a whole layout's rows usually fit one call).
 """
 from __future__ import annotations
 

@@ -27,6 +27,7 @@ from typing import Literal
 
 CrossAttentionHeadMode = Literal["mean", "peak"]
 ScheduleAxis = Literal["step", "progress"]
+AdditionTarget = Literal["logit", "attention_share"]
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,13 @@ class NuminaConfig:
     """Removed regions get a bias of −suppress_scale·δ(t) on the noun's tokens."""
     circle_bias: float = 0.8
     """Added regions without a reference instance get +circle_bias·δ(t)."""
+    addition_target: AdditionTarget = "logit"
+    """What an added region with a reference instance is steered to. 'logit' (the reference): its head-mean
+    logit on the noun's tokens is set to δ·ā, ā the reference instance's mean logit. A softmax ignores a row's
+    level, so a logit copied from other pixels means little: with ā < 0 it even lowers the noun, and where the
+    added pixel's other tokens score high it stays weak. *(deviation)* 'attention_share': one bias per added
+    pixel, solved so that the head-mean share of its attention on the noun's tokens is δ times the share the
+    reference instance's pixels give them (at most 0.95)."""
     guidance_strength: float = 1.0
     """*(deviation)* Multiplies every bias; 0 turns guidance off (output equals plain sampling)."""
 
@@ -249,6 +257,7 @@ def config_problems(config: "NuminaConfig") -> list[str]:
 
 LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
     "cross_attention_head_mode": ("mean", "peak"),
+    "addition_target": ("logit", "attention_share"),
     "schedule_axis": ("step", "progress"),
 }
 

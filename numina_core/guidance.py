@@ -4,7 +4,9 @@ For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
 * added pixels with no detected instance in the frame: B += circle_bias·δ;
 * added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
-  (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d.
+  (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d;
+  or, with addition_target 'attention_share' *(deviation)*, B = b(p) on every j ∈ K, the one value for which
+  mean_h Σ_{j∈K} softmax_h(p)_j = min(δ·r̄, 0.95), r̄ that mean share over the reference pixels p ∈ R.
 The bias is shared by all heads, applied on the positive pass only, in every block.
 
 The plan is compiled once into dense per-row arrays, so one block call costs a gather, two small
@@ -44,6 +46,8 @@ class GuidancePlan:
     reference_weights: torch.Tensor
     reference_columns: torch.Tensor
     reference_column_weights: torch.Tensor
+    addition_target: str = "logit"
+    """config.addition_target: what an assigned (row, column) is steered to."""
 
     @property
     def is_empty(self) -> bool:
@@ -118,7 +122,7 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
     reference_columns, reference_column_weights = _padded(reference_column_groups)
     return GuidancePlan(grid, torch.from_numpy(rows), torch.tensor(columns, dtype=torch.int64),
                         torch.from_numpy(additive), torch.from_numpy(assign_entry), reference_rows,
-                        reference_weights, reference_columns, reference_column_weights)
+                        reference_weights, reference_columns, reference_column_weights, config.addition_target)
 
 
 def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
@@ -126,7 +130,7 @@ def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
     moved = {name: getattr(plan, name).to(device) for name in (
         "rows", "columns", "additive", "assign_entry", "reference_rows", "reference_weights",
         "reference_columns", "reference_column_weights")}
-    return GuidancePlan(plan.grid, **moved)
+    return GuidancePlan(plan.grid, **moved, addition_target=plan.addition_target)
 
 
 def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float,
@@ -138,7 +142,10 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
     heads, _, head_dim = q.shape
     scale = 1.0 / math.sqrt(head_dim)
     bias_columns = plan.additive * delta
-    if plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any():
+    if plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any() and plan.addition_target == "attention_share":
+        bias_columns = torch.where(plan.assign_entry >= 0, bias_columns + share_bias(q, k, plan, delta)[:, None],
+                                   bias_columns)
+    elif plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any():
         # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
         q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
         k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
@@ -154,6 +161,45 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
     bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
     bias[:, plan.columns] = bias_columns * strength
     return bias
+
+
+MAX_ADDED_SHARE = 0.95
+"""Ceiling of the attention share an added pixel is steered to: a share of 1 needs an infinite bias."""
+
+
+def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float) -> torch.Tensor:
+    """Per plan row [R] (float32; 0 where no assignment): the bias b that, added to the logits of the row's
+    assigned noun columns K, makes its head-mean attention share on K equal to min(δ·r̄, MAX_ADDED_SHARE),
+    r̄ the head-mean share of the entry's reference pixels on K. Softmaxes run over all of k's keys.
+
+    The share mean_h σ(b + log A_h − log O_h), with A_h and O_h the row's exp-sums on and off K, increases
+    with b, so b is found by bisection on [−60, 60] (40 halvings: far below a bf16 logit's resolution)."""
+    heads, _, head_dim = q.shape
+    scale = 1.0 / math.sqrt(head_dim)
+    keys = k.shape[1]
+    entries = plan.reference_rows.shape[0]
+    on_entry = torch.zeros(entries, keys, device=q.device).scatter_add_(   # K of each entry, as key columns
+        1, plan.reference_columns, (plan.reference_column_weights > 0).float()) > 0
+    reference_logits = torch.einsum("hepd,hkd->hepk", q[:, plan.reference_rows].float(), k.float()) * scale
+    reference_share = (torch.softmax(reference_logits, -1) * on_entry[None, :, None]).sum(-1)   # [N_h, E, P]
+    reference_share = (reference_share * plan.reference_weights[None]).sum(-1).mean(0)        # [E]
+    assigned = plan.assign_entry >= 0
+    entry_of_row = torch.where(assigned, plan.assign_entry, entries).min(1).values            # [R]; E: none
+    has_entry = entry_of_row < entries
+    entry_of_row = entry_of_row.clamp_max(entries - 1)
+    target = (delta * reference_share[entry_of_row]).clamp(1e-6, MAX_ADDED_SHARE)
+    row_on = on_entry[entry_of_row]                                                           # [R, keys]
+    logits = torch.einsum("hrd,hkd->hrk", q[:, plan.rows].float(), k.float()) * scale
+    log_on = torch.logsumexp(logits.masked_fill(~row_on[None], -torch.inf), -1)
+    log_off = torch.logsumexp(logits.masked_fill(row_on[None], -torch.inf), -1)
+    gap = log_on - log_off                                                                    # [N_h, R]
+    low = torch.full_like(target, -60.0)
+    high = torch.full_like(target, 60.0)
+    for _ in range(40):
+        middle = (low + high) / 2
+        too_low = torch.sigmoid(middle[None] + gap).mean(0) < target
+        low, high = torch.where(too_low, middle, low), torch.where(too_low, high, middle)
+    return torch.where(has_entry, (low + high) / 2, torch.zeros_like(low))
 
 
 def modulated_attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,

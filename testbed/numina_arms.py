@@ -216,20 +216,20 @@ def free_box(occupied: np.ndarray, height: int, width: int) -> tuple[int, int] |
 
 
 def edit_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: float,
-                guidance: dict | None = None) -> dict[str, float]:
+                guidance: dict | None = None, token_scope: str = "noun") -> dict[str, float]:
     """The artist's edit, measured: on the plain video's own layout (its objects' tokens per noun), delete one
     object of the first noun on every frame and add one object of the second noun (a box the size of its
     smallest object, or 3×3 tokens, where nothing lies) with the Layout Editor's edit functions, guide from the
     same noise, and count again. Returns how often the first noun's count fell by one and the second's rose
     by one (frame medians), each and both, over the two-noun prompts whose first noun has an object on every
-    frame. `guidance`: config overrides of the guided videos."""
-    pipeline = Pipeline(session, "improved", guidance or {})  # imports the pack
+    frame. `guidance`: config overrides of the guided videos; `token_scope`: the text tokens guided."""
+    pipeline = Pipeline(session, "improved", guidance or {}, token_scope)  # imports the pack
     from numina_pack.numina_core.layout_edits import apply_edits, parse_edits
 
     grid = pipeline.grid_module.TokenGrid(session.settings.frames, SIZE // PATCH, SIZE // PATCH)
     outcomes = {"removed": [], "added": [], "both": []}
     for i, prompt in enumerate(prompts):
-        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer)
+        targets = pipeline.targets.build_targets(prompt, pipeline.tokenizer, token_scope=token_scope)
         if len(targets.counts) < 2:
             continue
         prompt_seed = seed + 1000 * i
@@ -279,7 +279,8 @@ def run_studies(args) -> dict:
         print(json.dumps(report, indent=1), flush=True)
     if args.edits:
         start = time.time()
-        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg, guidance)
+        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg, guidance,
+                                      (args.token_scope or ["noun"])[0])
         report["edits_seconds"] = round(time.time() - start, 1)
         print(json.dumps(report, indent=1), flush=True)
     for scope in (args.token_scope or ["noun"]) if args.mechanism else []:
@@ -317,7 +318,8 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--guidance", default="{}",
                         help='JSON config overrides of the guided videos in the mechanism and edit checks')
     parser.add_argument("--token-scope", action="append", choices=["noun", "phrase"],
-                        help="token scope of the mechanism checks, repeatable (default: noun)")
+                        help="token scope of the mechanism checks, repeatable (default: noun); the edit check "
+                             "uses the first")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device")
 

@@ -102,3 +102,48 @@ def test_nothing_to_correct_gives_an_empty_plan_and_strength_scales_the_bias():
     q, k = torch.randn(2, 12, 4), torch.randn(2, 6, 4)
     full = cross_attention_bias(q, k, plan, 1.0)
     torch.testing.assert_close(cross_attention_bias(q, k, plan, 1.0, strength=0.5), full * 0.5)
+
+
+def noun_share(q: torch.Tensor, k: torch.Tensor, rows, columns, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """Head-mean attention share of `rows` on the key `columns` (softmax over every key), float64."""
+    logits = q[:, rows].double() @ k.double().transpose(1, 2) / math.sqrt(q.shape[-1])
+    if bias is not None:
+        logits = logits + bias.double()
+    return torch.softmax(logits, -1)[:, :, columns].sum(-1).mean(0)
+
+
+@pytest.mark.parametrize("delta", [1.75, 1.0, 0.25])
+def test_attention_share_addition_gives_added_pixels_delta_times_the_references_share(delta):
+    """With addition_target 'attention_share', the added pixel's head-mean share on the noun's tokens is
+    δ × the reference pixels' share, whatever the added row's own logit level; removals and circle additions
+    keep the reference formulas."""
+    grid, layout, columns = small_case()
+    config = preset("reference", addition_target="attention_share")
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(2, grid.tokens, 4, generator=gen)
+    k = torch.randn(2, 6, 4, generator=gen)
+    hw = grid.tokens_per_frame
+    added_row, reference_row = 1 * hw + 4, 1 * hw + 3
+    plan = build_guidance_plan(layout, columns, config)
+    bias = cross_attention_bias(q, k, plan, delta)
+    reference = noun_share(q, k, [reference_row], columns["cats"])
+    row = plan.rows.tolist().index(added_row)
+    guided = noun_share(q, k, [added_row], columns["cats"], bias[row][None])
+    assert float(guided) == pytest.approx(min(delta * float(reference), 0.95), abs=1e-4)
+    logit_plan = build_guidance_plan(layout, columns, preset("reference"))
+    logit_bias = cross_attention_bias(q, k, logit_plan, delta)
+    unassigned = [i for i, r in enumerate(plan.rows.tolist()) if r != added_row]
+    torch.testing.assert_close(bias[unassigned], logit_bias[unassigned])
+    assert bias[row, [0, 3, 4, 5]].abs().max() == 0  # only the noun's columns are biased
+
+
+def test_attention_share_target_is_capped_below_one():
+    grid, layout, columns = small_case()
+    plan = build_guidance_plan(layout, columns, preset("reference", addition_target="attention_share"))
+    q = torch.zeros(2, grid.tokens, 4)
+    k = torch.zeros(2, 6, 4)
+    k[:, 1:3] = 1.0
+    q[:, 1 * grid.tokens_per_frame + 3] = 20.0  # the reference reads the cats' tokens almost exclusively
+    bias = cross_attention_bias(q, k, plan, 1.75)
+    row = plan.rows.tolist().index(1 * grid.tokens_per_frame + 4)
+    assert float(noun_share(q, k, [1 * grid.tokens_per_frame + 4], [1, 2], bias[row][None])) == pytest.approx(0.95, abs=1e-4)

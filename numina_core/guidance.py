@@ -2,6 +2,7 @@
 
 For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
+* *(deviation, off in every preset)* pixels where the noun has no instance: B += −background_suppress_scale·δ;
 * added pixels with no detected instance in the frame: B += circle_bias·δ;
 * added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
   (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d;
@@ -84,6 +85,9 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
     column_index = {c: i for i, c in enumerate(columns)}
     # Entries in reference order: (kind, flat rows, column positions, reference rows or None).
     entries: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
+    # Background suppression only accompanies a correction: a layout with nothing to correct stays plain sampling.
+    suppress_background = config.background_suppress_scale > 0 and any(
+        ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values())
     for noun in layout.nouns:
         cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
         for f in range(grid.frames):
@@ -93,6 +97,10 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
             added = np.nonzero(frame >= FIRST_ADDED)[0]
             if len(removed):
                 entries.append(("suppress", removed + offset, cols, None))
+            if suppress_background:
+                background = np.nonzero(frame == 0)[0]
+                if len(background):
+                    entries.append(("background", background + offset, cols, None))
             if len(added):
                 detected = frame[(frame > 0) & (frame < FIRST_ADDED)]
                 if len(detected) == 0:
@@ -111,6 +119,8 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
         block = np.ix_(row_index[flat_rows], cols)
         if kind == "suppress":
             additive[block] -= config.suppress_scale
+        elif kind == "background":
+            additive[block] -= config.background_suppress_scale
         elif kind == "circle":
             additive[block] += config.circle_bias
         else:

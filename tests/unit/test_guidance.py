@@ -147,3 +147,34 @@ def test_attention_share_target_is_capped_below_one():
     bias = cross_attention_bias(q, k, plan, 1.75)
     row = plan.rows.tolist().index(1 * grid.tokens_per_frame + 4)
     assert float(noun_share(q, k, [1 * grid.tokens_per_frame + 4], [1, 2], bias[row][None])) == pytest.approx(0.95, abs=1e-4)
+
+
+def dense_bias(plan, bias: torch.Tensor, tokens: int) -> torch.Tensor:
+    """The plan's [R, L_text] bias spread over every video token (0 on rows the plan leaves alone)."""
+    full = torch.zeros(tokens, bias.shape[1])
+    full[plan.rows] = bias
+    return full
+
+
+def test_background_suppression_biases_the_nouns_empty_pixels_only_when_something_is_corrected():
+    """With background_suppress_scale s, every pixel where a noun has no instance (label 0) gets −s·δ on that
+    noun's tokens on top of the reference bias; instances, removals and additions keep theirs; a layout with
+    nothing to correct still gives an empty plan (plain sampling)."""
+    grid, layout, columns = small_case()
+    gen = torch.Generator().manual_seed(4)
+    q, k = torch.randn(2, grid.tokens, 4, generator=gen), torch.randn(2, 6, 4, generator=gen)
+    delta = 1.5
+    reference_plan = build_guidance_plan(layout, columns, preset("reference"))
+    plan = build_guidance_plan(layout, columns, preset("reference", background_suppress_scale=2.0))
+    expected = dense_bias(reference_plan, cross_attention_bias(q, k, reference_plan, delta), grid.tokens)
+    for noun, labels in layout.labels.items():
+        empty = torch.from_numpy(labels.ravel() == 0)
+        for column in columns[noun]:
+            expected[empty, column] -= 2.0 * delta
+    actual = dense_bias(plan, cross_attention_bias(q, k, plan, delta), grid.tokens)
+    torch.testing.assert_close(actual, expected)
+    assert actual[0 * grid.tokens_per_frame + 0, columns["cats"]].tolist() == [0.0, 0.0]  # a kept cat
+    one_cat = np.zeros(grid.shape, np.int32)
+    one_cat[:, 0, 0] = 1
+    nothing = Layout(grid, {"cats": one_cat})
+    assert build_guidance_plan(nothing, {"cats": [1]}, preset("reference", background_suppress_scale=2.0)).is_empty

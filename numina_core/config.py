@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 CrossAttentionHeadMode = Literal["mean", "peak"]
 ScheduleAxis = Literal["step", "progress"]
@@ -261,9 +261,9 @@ def config_problems(config: "NuminaConfig") -> list[str]:
 
 
 LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
-    "cross_attention_head_mode": ("mean", "peak"),
-    "addition_target": ("logit", "attention_share"),
-    "schedule_axis": ("step", "progress"),
+    "cross_attention_head_mode": get_args(CrossAttentionHeadMode),
+    "addition_target": get_args(AdditionTarget),
+    "schedule_axis": get_args(ScheduleAxis),
 }
 
 

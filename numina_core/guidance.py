@@ -152,10 +152,12 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
     heads, _, head_dim = q.shape
     scale = 1.0 / math.sqrt(head_dim)
     bias_columns = plan.additive * delta
-    if plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any() and plan.addition_target == "attention_share":
+    # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
+    # needs no look at assign_entry's values: no device sync in every block call.
+    if plan.reference_rows.shape[0] and plan.addition_target == "attention_share":
         bias_columns = torch.where(plan.assign_entry >= 0, bias_columns + share_bias(q, k, plan, delta)[:, None],
                                    bias_columns)
-    elif plan.reference_rows.shape[0] and (plan.assign_entry >= 0).any():
+    elif plan.reference_rows.shape[0]:
         # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
         q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
         k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]

@@ -270,6 +270,7 @@ def run_studies(args) -> dict:
     prompts = load_prompts(args.prompts, args.prompt_seed, None)
     variants = json.loads(args.variants)
     guidance = json.loads(args.guidance)
+    scopes = args.token_scope or ["noun"]
     report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps,
               "guidance": guidance}
     start = time.time()
@@ -279,11 +280,10 @@ def run_studies(args) -> dict:
         print(json.dumps(report, indent=1), flush=True)
     if args.edits:
         start = time.time()
-        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg, guidance,
-                                      (args.token_scope or ["noun"])[0])
+        report["edits"] = edit_checks(session, prompts[: args.edits], args.seed, args.cfg, guidance, scopes[0])
         report["edits_seconds"] = round(time.time() - start, 1)
         print(json.dumps(report, indent=1), flush=True)
-    for scope in (args.token_scope or ["noun"]) if args.mechanism else []:
+    for scope in scopes if args.mechanism else []:
         start = time.time()
         report[f"mechanism_{scope}"] = mechanism_checks(session, prompts[: args.mechanism], args.seed, args.cfg, scope,
                                                         guidance)

@@ -146,6 +146,10 @@ class NuminaConfig:
     on that noun's tokens; 0 (the reference) leaves them alone. A removed object is otherwise often redrawn
     elsewhere: in the hand-edit check, 6 of the 10 deletions that failed left their region empty and a new
     object appeared outside every original one."""
+    background_suppress_always: bool = False
+    """*(deviation)* Suppress the background also when the refined layout needs no correction (its counts
+    already match): the layout's instances then hold the noun, so an extra object cannot appear later in the
+    run. Off: such a layout leaves sampling plain. Only acts with background_suppress_scale > 0."""
     circle_bias: float = 0.8
     """Added regions without a reference instance get +circle_bias·δ(t)."""
     addition_target: AdditionTarget = "logit"

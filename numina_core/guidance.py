@@ -2,7 +2,8 @@
 
 For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
-* *(deviation, off in every preset)* pixels where the noun has no instance: B += −background_suppress_scale·δ;
+* *(deviation, off in every preset)* pixels where the noun has no instance: B += −background_suppress_scale·δ
+  (only when the layout corrects something, unless background_suppress_always);
 * added pixels with no detected instance in the frame: B += circle_bias·δ;
 * added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
   (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d;
@@ -85,9 +86,10 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
     column_index = {c: i for i, c in enumerate(columns)}
     # Entries in reference order: (kind, flat rows, column positions, reference rows or None).
     entries: list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]] = []
-    # Background suppression only accompanies a correction: a layout with nothing to correct stays plain sampling.
-    suppress_background = config.background_suppress_scale > 0 and any(
-        ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values())
+    # Background suppression accompanies a correction, unless asked always: a layout with nothing to correct
+    # otherwise stays plain sampling.
+    suppress_background = config.background_suppress_scale > 0 and (config.background_suppress_always or any(
+        ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values()))
     for noun in layout.nouns:
         cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
         for f in range(grid.frames):

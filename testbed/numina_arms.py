@@ -324,12 +324,12 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--device")
 
 
-def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved"):
+def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved", overrides: dict | None = None):
     """Count-verified NUMINA (numina_core/verify.py, as the Count-Verified Sampler runs it): NUMINA videos counted
     by the testbed's exact counter until one is exact or `budget` are made; the best is the arm's video. After each
     prompt it prints the videos and phase-1 captures that prompt used and their means so far (per CFG)."""
     def factory(session: TestbedSession) -> Arm:
-        pipeline = Pipeline(session, preset, {})  # imports the pack
+        pipeline = Pipeline(session, preset, overrides or {})  # imports the pack
         from numina_pack.numina_core import verify
         from testbed.nodes import TestbedExactCounter
 
@@ -360,6 +360,24 @@ def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved"
     return factory
 
 
+def verified_arm_for_spec(spec: str):
+    """``<strategy>:<budget>:<preset>:<JSON overrides>`` (preset and overrides optional) → a count-verified arm,
+    e.g. ``verified:reseed:4:improved:{"background_suppress_scale": 2}``."""
+    strategy, budget, rest = (spec.split(":", 2) + ["", ""])[:3]
+    pack()
+    from numina_pack.numina_core.verify import STRATEGIES
+
+    if strategy not in STRATEGIES:
+        raise ValueError(f"arm 'verified:{spec}': unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if not budget.isdigit() or int(budget) < 1:
+        raise ValueError(f"arm 'verified:{spec}': the budget must be a whole number ≥ 1, not {budget!r}")
+    preset, _, overrides = rest.partition(":")
+    numina_arm_for_spec(f"{preset or 'improved'}:{overrides}")  # checks the preset and overrides
+    return verified_arm(f"verified:{spec}", int(budget), strategy, preset or "improved",
+                        json.loads(overrides) if overrides else {})
+
+
+register_arm_family("verified", verified_arm_for_spec)
 register_arm("numina_verified_3", verified_arm("numina_verified_3", 3, "reseed"))
 register_arm("numina_verified_5", verified_arm("numina_verified_5", 5, "reseed"))
 register_arm("numina_retarget_3", verified_arm("numina_retarget_3", 3, "retarget"))

@@ -178,3 +178,21 @@ def test_background_suppression_biases_the_nouns_empty_pixels_only_when_somethin
     one_cat[:, 0, 0] = 1
     nothing = Layout(grid, {"cats": one_cat})
     assert build_guidance_plan(nothing, {"cats": [1]}, preset("reference", background_suppress_scale=2.0)).is_empty
+
+
+def test_background_suppression_always_guides_a_layout_with_nothing_to_correct():
+    """With background_suppress_always, a layout whose counts already match is still guided: every pixel outside
+    the noun's instances gets −s·δ on its tokens, the instances none; without a scale the option does nothing."""
+    grid = TokenGrid(2, 3, 3)
+    one_cat = np.zeros(grid.shape, np.int32)
+    one_cat[:, 0, 0] = 1
+    nothing = Layout(grid, {"cats": one_cat})
+    config = preset("reference", background_suppress_scale=2.0, background_suppress_always=True)
+    plan = build_guidance_plan(nothing, {"cats": [1]}, config)
+    outside = np.nonzero(one_cat.ravel() == 0)[0]
+    assert plan.rows.tolist() == outside.tolist()
+    q, k = torch.randn(2, grid.tokens, 4), torch.randn(2, 3, 4)
+    bias = cross_attention_bias(q, k, plan, 1.5)
+    assert torch.equal(bias[:, 1], torch.full((len(outside),), -3.0))
+    assert torch.equal(bias[:, [0, 2]], torch.zeros(len(outside), 2))
+    assert build_guidance_plan(nothing, {"cats": [1]}, preset("reference", background_suppress_always=True)).is_empty

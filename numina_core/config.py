@@ -28,6 +28,7 @@ from typing import Literal, get_args
 CrossAttentionHeadMode = Literal["mean", "peak"]
 ScheduleAxis = Literal["step", "progress"]
 AdditionTarget = Literal["logit", "attention_share"]
+BackgroundSuppressNouns = Literal["all", "over_counted"]
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,10 @@ class NuminaConfig:
     on that noun's tokens; 0 (the reference) leaves them alone. A removed object is otherwise often redrawn
     elsewhere: in the hand-edit check, 6 of the 10 deletions that failed left their region empty and a new
     object appeared outside every original one."""
+    background_suppress_nouns: BackgroundSuppressNouns = "all"
+    """*(deviation)* Which nouns' backgrounds are suppressed: 'all' of them, or only the 'over_counted' ones
+    (a noun the refinement removed an instance of, in any frame). An under-counted noun then keeps its freedom to
+    draw where the layout saw nothing, which its additions alone may not make up for."""
     background_suppress_always: bool = False
     """*(deviation)* Suppress the background also when the refined layout needs no correction (its counts
     already match): the layout's instances then hold the noun, so an extra object cannot appear later in the
@@ -267,6 +272,7 @@ def config_problems(config: "NuminaConfig") -> list[str]:
 LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
     "cross_attention_head_mode": get_args(CrossAttentionHeadMode),
     "addition_target": get_args(AdditionTarget),
+    "background_suppress_nouns": get_args(BackgroundSuppressNouns),
     "schedule_axis": get_args(ScheduleAxis),
 }
 

@@ -3,7 +3,8 @@
 For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
 * *(deviation, off in every preset)* pixels where the noun has no instance: B += −background_suppress_scale·δ
-  (only when the layout corrects something, unless background_suppress_always);
+  (only when the layout corrects something, unless background_suppress_always; with background_suppress_nouns
+  'over_counted' only for nouns with a removed instance);
 * added pixels with no detected instance in the frame: B += circle_bias·δ;
 * added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
   (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d;
@@ -92,6 +93,8 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
         ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values()))
     for noun in layout.nouns:
         cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
+        suppress_noun_background = suppress_background and (
+            config.background_suppress_nouns == "all" or bool((layout.labels[noun] == REMOVED).any()))
         for f in range(grid.frames):
             frame = layout.labels[noun][f].ravel()
             offset = f * hw
@@ -99,7 +102,7 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
             added = np.nonzero(frame >= FIRST_ADDED)[0]
             if len(removed):
                 entries.append(("suppress", removed + offset, cols, None))
-            if suppress_background:
+            if suppress_noun_background:
                 background = np.nonzero(frame == 0)[0]
                 if len(background):
                     entries.append(("background", background + offset, cols, None))

@@ -196,3 +196,24 @@ def test_background_suppression_always_guides_a_layout_with_nothing_to_correct()
     assert torch.equal(bias[:, 1], torch.full((len(outside),), -3.0))
     assert torch.equal(bias[:, [0, 2]], torch.zeros(len(outside), 2))
     assert build_guidance_plan(nothing, {"cats": [1]}, preset("reference", background_suppress_always=True)).is_empty
+
+
+def test_background_suppression_of_over_counted_nouns_only():
+    """background_suppress_nouns 'over_counted': a noun with a removed instance gets its background suppressed;
+    a noun that only gains an addition keeps its background free."""
+    grid = TokenGrid(1, 3, 3)
+    cats = np.zeros(grid.shape, np.int32)
+    cats[0, 0, 0], cats[0, 2, 2] = 1, REMOVED
+    dogs = np.zeros(grid.shape, np.int32)
+    dogs[0, 1, 1], dogs[0, 0, 2] = 1, FIRST_ADDED
+    layout = Layout(grid, {"cats": cats, "dogs": dogs})
+    columns = {"cats": [1], "dogs": [3]}
+    config = preset("reference", background_suppress_scale=2.0, background_suppress_nouns="over_counted")
+    plan = build_guidance_plan(layout, columns, config)
+    q, k = torch.randn(1, grid.tokens, 4), torch.randn(1, 5, 4)
+    bias = dense_bias(plan, cross_attention_bias(q, k, plan, 1.0), grid.tokens)
+    cat_background = np.nonzero(cats.ravel() == 0)[0]
+    dog_background = np.nonzero(dogs.ravel() == 0)[0]
+    assert torch.equal(bias[cat_background, 1], torch.full((len(cat_background),), -2.0))
+    assert torch.equal(bias[dog_background, 3], torch.zeros(len(dog_background)))
+    assert bias[8, 1].item() == -10.0  # the removed cat keeps its removal bias

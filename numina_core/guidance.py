@@ -219,6 +219,17 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     return torch.where(has_entry, (low + high) / 2, torch.zeros_like(low))
 
 
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
+                     bias: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v on every row, the plan's rows biased: [L, N_h·d] in q's dtype. For a plan that
+    covers most rows (background suppression), one call for the whole batch row is cheaper than the host's
+    attention followed by a second pass over the modulated rows."""
+    mask = q.new_zeros(q.shape[1], k.shape[1])
+    mask[plan.rows] = bias.to(q.dtype)
+    out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
+    return out[0].transpose(0, 1).reshape(q.shape[1], -1)
+
+
 def modulated_attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
                              bias: torch.Tensor) -> torch.Tensor:
     """softmax(q·kᵀ/√d + bias)·v on the plan's rows only: [R, N_h·d] in q's dtype.

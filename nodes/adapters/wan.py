@@ -21,8 +21,8 @@ import comfy.sample
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import (GuidancePlan, cross_attention_bias, modulated_attention_rows,
-                                     modulation_delta)
+from ...numina_core.guidance import (GuidancePlan, biased_attention, cross_attention_bias,
+                                     modulated_attention_rows, modulation_delta)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -72,7 +72,13 @@ class AttentionCaptureHook(SharedHook):
 
 
 class CrossAttentionGuidanceHook(GuidanceHook):
-    """Adds the guidance bias to every block's text cross-attention on the positive pass."""
+    """Adds the guidance bias to every block's text cross-attention on the positive pass.
+
+    A plan covering less than `dense_row_fraction` of the video tokens lets the host's attention run on the
+    whole batch and recomputes the plan's rows; a larger one (background suppression covers nearly every row)
+    computes the positive batch rows once with the bias, and the host's attention only the others."""
+
+    dense_row_fraction = 0.5
 
     def __init__(self, plan: GuidancePlan, config: NuminaConfig, total_steps: int, first_step: int,
                  text_call: int, node: str):
@@ -93,17 +99,30 @@ class CrossAttentionGuidanceHook(GuidanceHook):
         def override(plain, *a, **kw):
             index = len(calls)
             calls.append(1)
-            out = plain(*a, **kw)
             if index != self.text_call:
-                return out
+                return plain(*a, **kw)
             q, k, v = a[0], a[1], a[2]
             heads = kw["heads"] if "heads" in kw else a[3]
             check_video_tokens(q.shape[1], self.plan.grid, self.node)
             plan = self.plan_on(q.device)
+            dense = len(plan.rows) >= self.dense_row_fraction * q.shape[1]
+            if dense:
+                out = None
+                for other in (r for r in range(q.shape[0]) if r not in rows):
+                    part = plain(q[other:other + 1], k[other:other + 1], v[other:other + 1], *a[3:], **kw)
+                    out = part.new_empty((q.shape[0],) + part.shape[1:]) if out is None else out
+                    out[other:other + 1] = part
+            else:
+                out = plain(*a, **kw)
             for row in rows:
                 qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
                 bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
-                out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
+                if dense:
+                    guided = biased_attention(qh, kh, vh, plan, bias)
+                    out = guided.new_empty((q.shape[0],) + guided.shape) if out is None else out
+                    out[row] = guided.to(out.dtype)
+                else:
+                    out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
                 if self.collect_diagnostics:
                     self.diagnostics.append(self._noun_mass(qh, kh, plan, bias))
             self.modulated_calls += 1

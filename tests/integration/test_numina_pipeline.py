@@ -189,6 +189,28 @@ def test_guidance_raises_added_and_suppresses_removed_attention(nodes, models, t
     assert (late_guided[added] > late_plain[added]).all()
 
 
+@pytest.mark.parametrize("cfg", [5.0, 1.0])
+def test_dense_guidance_path_equals_the_sparse_one(nodes, models, targets, pack, cfg):
+    """A plan covering most rows (background suppression) takes the dense path: the positive rows attend once
+    with the bias, the host's attention runs only on the others. It must sample what the sparse path (host
+    attention on the whole batch, then the plan's rows again) samples, up to float rounding."""
+    from numina_pack.nodes.adapters.wan import CrossAttentionGuidanceHook
+
+    model = models["wan2.1"]
+    grid = adapter(nodes, model).token_grid(empty_latent("wan2.1")["samples"])
+    config = settings(background_suppress_scale=2.0)
+    outputs = {}
+    try:
+        for path, fraction in (("sparse", 2.0), ("dense", 0.0)):
+            CrossAttentionGuidanceHook.dense_row_fraction = fraction
+            outputs[path] = guided_sample(nodes, model, hand_layout(pack, grid), targets, empty_latent("wan2.1"),
+                                          cfg=cfg, config=config)["samples"]
+    finally:
+        CrossAttentionGuidanceHook.dense_row_fraction = 0.5
+    torch.testing.assert_close(outputs["dense"], outputs["sparse"], rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(outputs["dense"], plain_ksampler(model, cfg=cfg), atol=1e-3)
+
+
 def test_nothing_to_correct_or_zero_strength_equals_ksampler_bit_for_bit(nodes, models, targets, pack):
     from numina_pack.numina_core.grid import Layout
 

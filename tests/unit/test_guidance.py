@@ -7,7 +7,8 @@ import torch
 
 from numina_core.config import preset
 from numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
-from numina_core.guidance import build_guidance_plan, cross_attention_bias, modulated_attention_rows, modulation_delta
+from numina_core.guidance import (biased_attention, build_guidance_plan, cross_attention_bias,
+                                  modulated_attention_rows, modulation_delta)
 
 REFERENCE_DELTAS = {0: 1.75, 22: 1.746, 23: 1.723, 24: 1.571, 25: 1.0, 26: 0.429, 27: 0.277, 28: 0.254, 30: 0.25}
 
@@ -217,3 +218,21 @@ def test_background_suppression_of_over_counted_nouns_only():
     assert torch.equal(bias[cat_background, 1], torch.full((len(cat_background),), -2.0))
     assert torch.equal(bias[dog_background, 3], torch.zeros(len(dog_background)))
     assert bias[8, 1].item() == -10.0  # the removed cat keeps its removal bias
+
+
+def test_biased_attention_equals_the_modulated_rows_and_plain_attention_elsewhere():
+    """The dense path (one attention over every row, the plan's rows biased) gives the sparse path's rows on the
+    plan and unbiased attention on every other row."""
+    grid, layout, columns = small_case()
+    gen = torch.Generator().manual_seed(7)
+    q, k, v = (torch.randn(2, n, 4, generator=gen) for n in (grid.tokens, 6, 6))
+    plan = build_guidance_plan(layout, columns, preset("reference", background_suppress_scale=2.0,
+                                                       background_suppress_nouns="over_counted"))
+    bias = cross_attention_bias(q, k, plan, 1.2)
+    dense = biased_attention(q, k, v, plan, bias)
+    torch.testing.assert_close(dense[plan.rows], modulated_attention_rows(q, k, v, plan, bias))
+    others = torch.ones(grid.tokens, dtype=torch.bool)
+    others[plan.rows] = False
+    plain = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None])[0].transpose(0, 1)
+    torch.testing.assert_close(dense[others], plain.reshape(grid.tokens, -1)[others])
+    assert others.any() and len(plan.rows) >= grid.tokens // 2

@@ -1,6 +1,7 @@
 """Phase 1 and phase 2 samplers: NUMINA Attention Capture KSampler and NUMINA Layout-Guided Sampler."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -11,7 +12,9 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..numina_core.capture import AttentionCapture
-from ..numina_core.grid import Layout, SamplingProvenance
+from ..numina_core.grid import FinishedRun, Layout, SamplingProvenance
+from ..numina_core.guidance import build_guidance_plan
+from ..numina_core.identify import identify
 from ..numina_core.preview import count_report
 from ..numina_core.targets import NuminaTargets
 from .adapters import adapter_for
@@ -91,13 +94,40 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             log.warning("%s: %s", node, notice)
             empty = AttentionCapture.empty(grid, step, block, adapter.geometry(), provenance)
             return io.NodeOutput(empty, {"samples": torch.zeros_like(samples)}, ui=ui.PreviewText(notice))
-        x0 = {}
-        capture = adapter.capture_attention(provenance, positive, negative, latent_image, targets.token_indices,
-                                            block, step, config, x0)
-        pre = x0.get("x0", samples).to(comfy.model_management.intermediate_device())
-        return io.NodeOutput(capture, {"samples": pre},
-                             ui=ui.PreviewText(f"First pass stopped at step {step + 1} of {steps} to see where "
-                                               f"{', '.join(targets.counts)} would be drawn (block {block})."))
+        x0, at_capture = {}, {}
+        finish = None
+        if config.finish_when_nothing_to_correct and not 0 < config.capture_schedule_steps < step:
+            def finish(capture: AttentionCapture) -> bool:
+                at_capture["x0"] = x0.get("x0")  # the pre-generation: sampling on would overwrite it
+                return nothing_to_correct(capture, targets, config)
+        phase_one = adapter.run_phase_one(provenance, positive, negative, latent_image, targets.token_indices,
+                                          block, step, config, x0, finish)
+        capture = phase_one.capture
+        pre = at_capture["x0"] if "x0" in at_capture else x0.get("x0")
+        pre = (samples if pre is None else pre).to(comfy.model_management.intermediate_device())
+        text = (f"First pass stopped at step {step + 1} of {steps} to see where {', '.join(targets.counts)} would "
+                f"be drawn (block {block}).")
+        if phase_one.samples is not None:
+            finished = FinishedRun(phase_one.samples, latent_fingerprint(latent_image["samples"]))
+            capture = dataclasses.replace(capture, provenance=dataclasses.replace(provenance, finished=finished))
+            text = (f"First pass looked at step {step + 1} of {steps} (block {block}): the counts need no correction, "
+                    "so it finished the video; the Layout-Guided Sampler returns it unless the layout is edited.")
+        return io.NodeOutput(capture, {"samples": pre}, ui=ui.PreviewText(text))
+
+
+def nothing_to_correct(capture: AttentionCapture, targets: NuminaTargets, config) -> bool:
+    """Whether the guided run would be plain sampling: its refined layout gives an empty guidance plan, or
+    guidance strength is 0."""
+    if config.guidance_strength <= 0:
+        return True
+    refined = identify(capture, targets.counts, config).refined
+    return build_guidance_plan(refined, targets.token_indices, config).is_empty
+
+
+def latent_fingerprint(samples: torch.Tensor) -> tuple:
+    """(shape, sum, sum of squares) of a latent: tells the latent a finished run came from apart from others."""
+    values = samples.double()
+    return tuple(samples.shape), float(values.sum()), float((values * values).sum())
 
 
 class NuminaLayoutGuidedSampler(io.ComfyNode):
@@ -146,7 +176,15 @@ class NuminaLayoutGuidedSampler(io.ComfyNode):
         if missing:
             raise ValueError(f"{node}: input 'targets' has no token columns for {missing}; connect the targets the "
                              "layout was built from")
-        sampler_model, _, notice = adapter.guided_model(layout, targets.token_indices, config, steps, start_at_step)
+        sampler_model, hook, notice = adapter.guided_model(layout, targets.token_indices, config, steps,
+                                                           start_at_step)
+        finished = layout.provenance.finished if layout.provenance is not None else None
+        if (hook is None and finished is not None and denoise == 1.0 and add_noise and start_at_step == 0
+                and end_at_step >= steps and finished.source == latent_fingerprint(latent_image["samples"])):
+            notice += "; the first pass already finished this video"
+            log.info("%s: %s", node, notice)
+            return io.NodeOutput({**latent_image, "samples": finished.samples},
+                                 ui=ui.PreviewText(guidance_report(layout, notice)))
         log.info("%s: %s", node, notice)
         report = guidance_report(layout, notice)
         out = comfy_nodes.common_ksampler(

@@ -55,6 +55,11 @@ class NuminaConfig:
     sigmas from the first down to sigma(t*), evenly spaced in step index, then the capture at exactly
     sigma(t*): k+1 evaluations (numina_core/schedule.py). Values ≥ t* are the reference."""
 
+    finish_when_nothing_to_correct: bool = True
+    """*(deviation; changes no result, only cost)* When the layout refined at the capture needs no correction
+    (or guidance strength is 0), phase 1 samples on to the end and the guided sampler returns that video, which
+    is exactly plain sampling's, instead of sampling it again: 1.0× plain sampling plus the identify step instead
+    of phase 1 plus a whole second run. Needs the full phase-1 schedule (capture_schedule_steps 0)."""
     # --- head selection (method.md §3) ---------------------------------------------------------
     sa_alpha: float = 1.0
     """Weight of S1, the standard deviation of the head's grayscale PCA map."""

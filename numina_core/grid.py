@@ -47,6 +47,16 @@ class VideoGeometry:
 
 
 @dataclass(frozen=True)
+class FinishedRun:
+    """A finished latent video and a fingerprint of the latent it was sampled from."""
+
+    samples: object
+    """The finished latent (a torch tensor, as the sampler returned it)."""
+    source: tuple
+    """(shape, sum, sum of squares) of the input latent: another input must not get this video."""
+
+
+@dataclass(frozen=True)
 class SamplingProvenance:
     """The run a capture came from: what the guided run must repeat to start from the same noise and
     steer the same tokens. `capture_id` tells captures of the same settings apart (e.g. re-runs)."""
@@ -58,6 +68,9 @@ class SamplingProvenance:
     sampler_name: str
     scheduler: str
     capture_id: str = ""
+    finished: "FinishedRun | None" = field(default=None, compare=False, repr=False)
+    """The video phase 1 sampled to the end because the refined layout needed no correction (None: it stopped
+    at the capture). A guided run of these settings with nothing to correct returns it instead of sampling again."""
 
     def mismatches(self, seed: int, steps: int, cfg: float, sampler_name: str, scheduler: str) -> list[str]:
         """Names and values of the sampling settings that differ from this run's."""

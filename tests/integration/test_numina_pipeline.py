@@ -228,6 +228,38 @@ def test_nothing_to_correct_or_zero_strength_equals_ksampler_bit_for_bit(nodes, 
         assert torch.equal(out["samples"], plain)
 
 
+def test_phase_one_finishes_the_video_when_nothing_needs_correcting(nodes, models, targets, pack):
+    """Strength 0 (nothing will be steered): the capture node samples on to the end and the guided sampler returns
+    that video, bit for bit KSampler's, without sampling again; a hand-edited layout of the same capture is still
+    guided; with the option off the capture stops at t* and carries no video."""
+    layout_nodes, sampling, _ = nodes
+    model = models["wan2.1"]
+    plain = plain_ksampler(model)
+    config = settings(guidance_strength=0.0)
+    capture, pre = run_capture(nodes, model, targets, config=config)
+    assert capture.provenance.finished is not None
+    assert torch.equal(capture.provenance.finished.samples, plain)
+    assert not torch.equal(pre["samples"], plain)  # the pre-generation is still the capture step's prediction
+    heads = layout_nodes.NuminaHeadSelector.execute(capture, config).args[0]
+    layout = layout_nodes.NuminaCountableLayout.execute(heads, targets, capture, config).args[0]
+    result = sampling.NuminaLayoutGuidedSampler.execute(
+        model, SEED, STEPS, 5.0, "euler", "simple", *conditioning(), empty_latent("wan2.1"), layout, targets, 1.0,
+        config)
+    assert result.args[0]["samples"] is capture.provenance.finished.samples
+    assert "the first pass already finished this video" in result.ui.as_dict()["text"][0]
+    edited = hand_layout(pack, layout.grid)
+    edited.provenance = layout.provenance
+    guided = guided_sample(nodes, model, edited, targets, empty_latent("wan2.1"), config=settings())
+    assert not torch.equal(guided["samples"], plain)
+    other_latent = empty_latent("wan2.1")
+    other_latent["samples"] = other_latent["samples"] + 0.5
+    resampled = guided_sample(nodes, model, layout, targets, other_latent, config=config)["samples"]
+    assert resampled is not capture.provenance.finished.samples
+    stopped, _ = run_capture(nodes, model, targets, config=settings(guidance_strength=0.0,
+                                                                    finish_when_nothing_to_correct=False))
+    assert stopped.provenance.finished is None
+
+
 def model_state(model) -> str:
     return repr(sorted(model.model_options.get("transformer_options", {}).keys())) + repr(
         {k: sorted(v) for k, v in model.model_options.get("transformer_options", {}).get("patches_replace", {}).items()}

@@ -192,7 +192,7 @@ def correction_layout(grid, nouns):
 class Bench:
     """One model's arms, sampled as KSampler (one expert) or two chained KSamplerAdvanced (two experts)."""
 
-    def __init__(self, name: str, spec: ModelSpec, steps: int, schedule_steps: int, device: str):
+    def __init__(self, name: str, spec: ModelSpec, steps: int, schedule_steps: int, device: str, overrides: dict):
         import comfy.sample
         from numina_pack.nodes.adapters import adapter_for
         from numina_pack.numina_core.config import preset
@@ -200,7 +200,7 @@ class Bench:
         self.name, self.spec, self.steps, self.schedule_steps = name, spec, steps, schedule_steps
         self.experts = load_models(spec, device)
         self.adapter = adapter_for(self.experts[0], "benchmark")
-        self.config = preset("improved")
+        self.config = preset("improved", **overrides)
         self.block = self.config.capture_block_for(self.adapter.blocks)
         self.step = self.config.capture_step_for(steps)
         latent, self.positive, self.negative = latent_and_conditioning(spec)
@@ -321,6 +321,8 @@ def main() -> None:
                         help="ComfyUI's attention backend for the host's attention (guidance rows always use SDPA)")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU, tiny models, 4 steps (capture at step 2): checks that the script runs")
+    parser.add_argument("--overrides", type=json.loads, default={},
+                        help='config fields to change on the improved preset, JSON (e.g. \'{"reference_step": 30}\')')
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
@@ -338,7 +340,8 @@ def main() -> None:
     device = "cpu" if args.smoke else "cuda"
     card = torch.cuda.get_device_name() if device == "cuda" else "cpu"
     header = (f"ComfyUI {comfyui_version()} ({comfyui_commit()}), torch {torch.__version__}, {card}, attention "
-              f"{args.attention}, uni_pc/simple, cfg 5, improved preset, short arm {args.schedule_steps} steps")
+              f"{args.attention}, uni_pc/simple, cfg 5, improved preset {json.dumps(args.overrides)}, short arm "
+              f"{args.schedule_steps} steps")
     print(header, flush=True)
     results = []
     for name in names:
@@ -346,7 +349,7 @@ def main() -> None:
         start = time.perf_counter()
         try:
             with torch.inference_mode():  # as ComfyUI's server runs every prompt
-                bench = Bench(name, spec, steps, args.schedule_steps, device)
+                bench = Bench(name, spec, steps, args.schedule_steps, device, args.overrides)
                 results.append(bench.run(args.arms))
                 del bench
         except Exception:

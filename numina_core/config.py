@@ -41,6 +41,9 @@ class NuminaConfig:
     reference_layer: int | None = None
     """0-based transformer block whose attention is captured (ℓ*). None: the block at the same depth as
     the reference's 15 of Wan2.1-1.3B's 30 (half way: 20 of 40 for the 14B models)."""
+    reference_layer_depth: float = 0.5
+    """*(deviation; 0.5 is the reference)* Where ℓ* lies when reference_layer is None, as a fraction of the
+    model's depth: block ⌊depth·blocks⌋ (0.5: 15 of Wan2.1-1.3B's 30, 20 of the 14B's 40)."""
     reference_total_steps: int = 50
     """Step count the reference's step-indexed values (t*, δ schedule) were written for."""
     pca_power_iterations: int = 4
@@ -193,11 +196,11 @@ class NuminaConfig:
         return self.reference_total_steps * step / steps
 
     def capture_block_for(self, blocks: int) -> int:
-        """ℓ* for a model of `blocks` transformer blocks: the configured block, or the block at the
-        reference's relative depth (15 of 30)."""
+        """ℓ* for a model of `blocks` transformer blocks: the configured block, or the block at
+        reference_layer_depth (the reference's 15 of 30 at 0.5)."""
         if self.reference_layer is not None:
             return self.reference_layer
-        return blocks // 2
+        return min(blocks - 1, int(self.reference_layer_depth * blocks + 1e-9))
 
     def capture_step_for(self, steps: int) -> int:
         """The capture step for a run of `steps` steps: t* itself on the 'step' axis, else the step
@@ -208,7 +211,7 @@ class NuminaConfig:
 
 
 FIELD_RANGES: dict[str, tuple[float | None, float | None]] = {
-    "reference_step": (0, None), "reference_layer": (0, None), "reference_total_steps": (1, None),
+    "reference_step": (0, None), "reference_layer": (0, None), "reference_layer_depth": (0, 1), "reference_total_steps": (1, None),
     "pca_power_iterations": (0, 64), "pca_oversamples": (0, 256), "capture_schedule_steps": (0, None),
     "sa_alpha": (0, None), "sa_beta": (0, None), "sa_gamma": (0, None), "sa_block_grid": (1, None),
     "position_weight": (0, None), "meanshift_bandwidth": (1e-6, None), "bandwidth_quantile": (1e-6, 1),

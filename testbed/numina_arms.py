@@ -22,8 +22,6 @@ from testbed.model import FRAMES, SIZE, TestbedTokenizer
 
 from devtools.comfyui import import_pack
 
-CAPTURE_BLOCK = 3
-"""Block 3 of the testbed's 6: the middle, as block 15 of Wan2.1-1.3B's 30."""
 PATCH = 2
 """Pixels per token side: the testbed model works in pixel space with Wan's 1×2×2 patches."""
 
@@ -54,7 +52,7 @@ class Pipeline:
     def __post_init__(self):
         adapters, config, self.grid_module, self.identify, self.refine, self.targets = pack()
         self.adapter = adapters.adapter_for(self.session.model, "testbed")
-        self.config = config.preset(self.preset, **{"reference_layer": CAPTURE_BLOCK, **self.overrides})
+        self.config = config.preset(self.preset, **self.overrides)
         self.tokenizer = TestbedTokenizer()
 
     def conditioning(self, prompt: str):
@@ -142,12 +140,11 @@ def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg
     pipeline = Pipeline(session, "reference", {})
     config_module = pack()[1]
     configs = {name: config_module.preset(spec.get("preset", "reference"),
-                                          **{"reference_layer": CAPTURE_BLOCK,
-                                             **{k: v for k, v in spec.items() if k != "preset"}})
+                                          **{k: v for k, v in spec.items() if k != "preset"})
                for name, spec in variants.items()}
 
     def capture_point(config) -> tuple:
-        return (config.reference_layer, config.capture_step_for(session.settings.steps),
+        return (config.capture_block_for(pipeline.adapter.blocks), config.capture_step_for(session.settings.steps),
                 config.capture_schedule_steps)
 
     hits = {name: [] for name in variants}

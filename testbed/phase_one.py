@@ -27,7 +27,7 @@ def short_schedule_study(session, prompts: list[str], seed: int, cfg: float, sch
     from testbed import synthetic as sc
 
     improved = numina_arms.Pipeline(session, "improved", {})
-    reference_config = numina_arms.pack()[1].preset("reference", reference_layer=numina_arms.CAPTURE_BLOCK)
+    reference_config = numina_arms.pack()[1].preset("reference")
     agreement = {k: {"improved": [], "reference": []} for k in schedules}
     same_counts = {k: [] for k in schedules}
     measured = {k: [] for k in schedules}

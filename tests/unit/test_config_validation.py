@@ -55,3 +55,6 @@ def test_strength_zero_and_auto_capture_block_are_live_fields():
     assert config.guidance_strength == 0.0
     assert preset("reference").capture_block_for(30) == 15 and preset("reference").capture_block_for(40) == 20
     assert preset("reference", reference_layer=3).capture_block_for(40) == 3
+    assert [preset("reference").capture_block_for(n) for n in (5, 6, 7, 42)] == [2, 3, 3, 21]  # = n // 2
+    two_thirds = preset("reference", reference_layer_depth=2 / 3)
+    assert [two_thirds.capture_block_for(n) for n in (6, 30, 40)] == [4, 20, 26]

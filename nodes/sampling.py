@@ -58,9 +58,10 @@ class NuminaAttentionCaptureKSampler(io.ComfyNode):
             node_id="NuminaAttentionCaptureKSampler",
             display_name=CAPTURE_NODE,
             category=f"{CATEGORY}/capture",
-            description="First pass of NUMINA: starts the video like a KSampler, stops early (about 40 % of the "
-                        "steps), and remembers where the model was about to draw each counted object. Use the same "
-                        "seed, steps, cfg, sampler and scheduler as in the Layout-Guided Sampler.",
+            description="First pass of NUMINA: starts the video like a KSampler, stops early (60 % of the way, in "
+                        "6 quick steps by default), and remembers where the model was about to draw each counted "
+                        "object; on the run's own steps it finishes the video when nothing needs correcting. Use "
+                        "the same seed, steps, cfg, sampler and scheduler as in the Layout-Guided Sampler.",
             inputs=sampler_inputs() + [
                 NuminaTargetsType.Input("targets", tooltip="What the prompt asks for (NUMINA Numeral Parser)."),
                 settings_input(),

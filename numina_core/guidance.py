@@ -2,7 +2,7 @@
 
 For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
-* *(deviation, off in every preset)* pixels where the noun has no instance: B += −background_suppress_scale·δ
+* *(deviation; on in the improved presets)* pixels where the noun has no instance: B += −background_suppress_scale·δ
   (only when the layout corrects something, unless background_suppress_always; with background_suppress_nouns
   'over_counted' only for nouns with a removed instance);
 * added pixels with no detected instance in the frame: B += circle_bias·δ;

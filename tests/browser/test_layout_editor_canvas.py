@@ -41,6 +41,11 @@ def editor_graph(object_info: dict) -> dict:
     if reason:
         pytest.skip(reason)
     graph = pipeline_graph(object_info, steps=STEPS, frames=1, baseline=False, preset="improved")
+    # The capture of the middle block at 40 %: its layout leaves free room on the one-frame test video to add
+    # into (the preset's later capture finds more of the model's objects and fills it). No background
+    # suppression, so the guided tokens are exactly the edited ones.
+    graph["settings"]["inputs"]["overrides"] = json.dumps(
+        {"reference_step": 20, "reference_layer_depth": 0.5, "background_suppress_scale": 0})
     for preview in ("pca_preview", "cross_preview", "layout_preview"):
         del graph[preview]
     graph["pre_decode"] = node(TESTBED_DECODE, {"samples": ["capture", 1]})

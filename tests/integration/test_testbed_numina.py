@@ -19,7 +19,7 @@ def test_numina_arm_builds_a_refined_layout_and_guides(session):
     prompt = "three red discs and two blue squares"
     targets, capture = pipeline.capture(prompt, 3, 5.0)
     assert targets.counts == {"discs": 3, "squares": 2}
-    assert capture.block == 3 and capture.step == 2  # the middle of the testbed's 6 blocks; 40 % of 4 steps
+    assert capture.block == 4 and capture.step == 2  # 2/3 of the testbed's 6 blocks; 60 % of 4 steps, rounded
     assert (capture.geometry.spatial_factor, capture.geometry.temporal_stride) == (2, 1)
     layout = pipeline.countable_layout(capture, targets)
     refined = pipeline.refine.refine_layout(layout, targets.counts, pipeline.config).layout

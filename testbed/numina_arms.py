@@ -95,7 +95,8 @@ def numina_arm(preset: str, token_scope: str = "noun", **overrides):
 
 
 def numina_arm_for_spec(spec: str):
-    """``<preset>:<JSON overrides>`` (the overrides optional) → a NUMINA arm, for sweeps from the command line."""
+    """``<preset>:<JSON overrides>`` (the overrides optional) → a NUMINA arm, for sweeps from the command line; the
+    key ``token_scope`` ("noun" or "phrase") picks the text tokens guided instead of a config field."""
     preset, _, overrides = spec.partition(":")
     try:
         fields = json.loads(overrides) if overrides else {}
@@ -103,8 +104,11 @@ def numina_arm_for_spec(spec: str):
         raise ValueError(f"arm 'numina:{spec}': the overrides are not JSON ({error})") from None
     if not isinstance(fields, dict):
         raise ValueError(f"arm 'numina:{spec}': the overrides must be a JSON object")
+    token_scope = fields.pop("token_scope", "noun")
+    if token_scope not in ("noun", "phrase"):
+        raise ValueError(f"arm 'numina:{spec}': token_scope must be 'noun' or 'phrase', not {token_scope!r}")
     pack()[1].preset(preset, **fields)  # a bad preset or field fails here, before any sampling
-    return numina_arm(preset, **fields)
+    return numina_arm(preset, token_scope, **fields)
 
 
 register_arm_family("numina", numina_arm_for_spec)

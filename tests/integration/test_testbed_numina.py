@@ -54,6 +54,10 @@ def test_a_numina_arm_named_by_preset_and_overrides_equals_the_registered_one(se
     assert torch.equal(by_spec, registered)
     off = evaluate.arm_factory('numina:improved:{"guidance_strength": 0}')(session)(prompt, 5, 5.0)
     assert torch.equal(off, session.sample(prompt, [5], 5.0)[0])  # strength 0 is plain sampling
+    phrase = evaluate.arm_factory('numina:improved:{"token_scope": "phrase"}')(session)(prompt, 5, 5.0)
+    assert torch.equal(phrase, evaluate.arm_factory("numina_improved_phrase")(session)(prompt, 5, 5.0))
+    with pytest.raises(ValueError, match="token_scope must be 'noun' or 'phrase'"):
+        evaluate.arm_factory('numina:improved:{"token_scope": "colour"}')
     with pytest.raises(ValueError, match="not JSON"):
         evaluate.arm_factory("numina:improved:{strength}")
     with pytest.raises(ValueError, match="JSON object"):

@@ -36,6 +36,8 @@ class GuidancePlan:
     columns: int64 [C], text-token columns any noun uses (sorted).
     additive: float32 [R, C], bias per unit δ from removals and circle additions (after the last assignment).
     assign_entry: int64 [R, C], the reference entry whose assignment sets (row, column), −1 for none.
+    assigned_rows: int64 [A], positions in `rows` of the rows with an assignment (the only rows whose bias
+      depends on the queries, so the only ones the bias reads q for).
     reference_rows: int64 [E, P] padded indices of each entry's reference pixels, reference_weights [E, P]
       (1/|R| on real pixels, 0 on padding); reference_columns / reference_column_weights likewise for K.
     """
@@ -45,6 +47,7 @@ class GuidancePlan:
     columns: torch.Tensor
     additive: torch.Tensor
     assign_entry: torch.Tensor
+    assigned_rows: torch.Tensor
     reference_rows: torch.Tensor
     reference_weights: torch.Tensor
     reference_columns: torch.Tensor
@@ -136,14 +139,15 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
     reference_rows, reference_weights = _padded(reference_groups)
     reference_columns, reference_column_weights = _padded(reference_column_groups)
     return GuidancePlan(grid, torch.from_numpy(rows), torch.tensor(columns, dtype=torch.int64),
-                        torch.from_numpy(additive), torch.from_numpy(assign_entry), reference_rows,
+                        torch.from_numpy(additive), torch.from_numpy(assign_entry),
+                        torch.from_numpy(np.nonzero((assign_entry >= 0).any(1))[0]), reference_rows,
                         reference_weights, reference_columns, reference_column_weights, config.addition_target)
 
 
 def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
     """The plan's tensors on `device` (done once per sampling run, not per block)."""
     moved = {name: getattr(plan, name).to(device) for name in (
-        "rows", "columns", "additive", "assign_entry", "reference_rows", "reference_weights",
+        "rows", "columns", "additive", "assign_entry", "assigned_rows", "reference_rows", "reference_weights",
         "reference_columns", "reference_column_weights")}
     return GuidancePlan(plan.grid, **moved, addition_target=plan.addition_target)
 
@@ -158,23 +162,27 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
     scale = 1.0 / math.sqrt(head_dim)
     bias_columns = plan.additive * delta
     # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
-    # needs no look at assign_entry's values: no device sync in every block call.
-    if plan.reference_rows.shape[0] and plan.addition_target == "attention_share":
-        bias_columns = torch.where(plan.assign_entry >= 0, bias_columns + share_bias(q, k, plan, delta)[:, None],
-                                   bias_columns)
-    elif plan.reference_rows.shape[0]:
-        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
-        q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
-        k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
-        q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
-        k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
-        reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale     # [E]
-        q_rows = q[:, plan.rows].float().transpose(0, 1).reshape(len(plan.rows), -1)
-        k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
-        head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)         # [R, C] mean_h s_h(p, j)
-        assigned = plan.assign_entry >= 0
-        target = delta * reference_mean[plan.assign_entry.clamp_min(0)]
-        bias_columns = torch.where(assigned, bias_columns + target - head_mean_scores, bias_columns)
+    # needs no look at assign_entry's values: no device sync in every block call. Only the assigned rows read
+    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32
+    # in every block call cost more than the attention itself.
+    if plan.reference_rows.shape[0]:
+        assigned_rows = plan.assigned_rows
+        assign_entry = plan.assign_entry[assigned_rows]                    # [A, C]
+        if plan.addition_target == "attention_share":
+            assigned_bias = share_bias(q, k, plan, delta)[:, None]
+        else:
+            # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
+            q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
+            k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
+            q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
+            k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
+            reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale     # [E]
+            q_rows = q[:, plan.rows[assigned_rows]].float().transpose(0, 1).reshape(len(assigned_rows), -1)
+            k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
+            head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)       # [A, C] mean_h s_h(p, j)
+            assigned_bias = delta * reference_mean[assign_entry.clamp_min(0)] - head_mean_scores
+        bias_columns[assigned_rows] = torch.where(assign_entry >= 0, bias_columns[assigned_rows] + assigned_bias,
+                                                  bias_columns[assigned_rows])
     bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
     bias[:, plan.columns] = bias_columns * strength
     return bias
@@ -185,7 +193,7 @@ MAX_ADDED_SHARE = 0.95
 
 
 def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float) -> torch.Tensor:
-    """Per plan row [R] (float32; 0 where no assignment): the bias b that, added to the logits of the row's
+    """Per assigned plan row [A] (plan.assigned_rows; float32): the bias b that, added to the logits of the row's
     assigned noun columns K, makes its head-mean attention share on K equal to min(δ·r̄, MAX_ADDED_SHARE),
     r̄ the head-mean share of the entry's reference pixels on K. Softmaxes run over all of k's keys.
 
@@ -200,23 +208,21 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     reference_logits = torch.einsum("hepd,hkd->hepk", q[:, plan.reference_rows].float(), k.float()) * scale
     reference_share = (torch.softmax(reference_logits, -1) * on_entry[None, :, None]).sum(-1)   # [N_h, E, P]
     reference_share = (reference_share * plan.reference_weights[None]).sum(-1).mean(0)        # [E]
-    assigned = plan.assign_entry >= 0
-    entry_of_row = torch.where(assigned, plan.assign_entry, entries).min(1).values            # [R]; E: none
-    has_entry = entry_of_row < entries
-    entry_of_row = entry_of_row.clamp_max(entries - 1)
+    assign_entry = plan.assign_entry[plan.assigned_rows]
+    entry_of_row = torch.where(assign_entry >= 0, assign_entry, entries).min(1).values        # [A]
     target = (delta * reference_share[entry_of_row]).clamp(1e-6, MAX_ADDED_SHARE)
-    row_on = on_entry[entry_of_row]                                                           # [R, keys]
-    logits = torch.einsum("hrd,hkd->hrk", q[:, plan.rows].float(), k.float()) * scale
+    row_on = on_entry[entry_of_row]                                                           # [A, keys]
+    logits = torch.einsum("hrd,hkd->hrk", q[:, plan.rows[plan.assigned_rows]].float(), k.float()) * scale
     log_on = torch.logsumexp(logits.masked_fill(~row_on[None], -torch.inf), -1)
     log_off = torch.logsumexp(logits.masked_fill(row_on[None], -torch.inf), -1)
-    gap = log_on - log_off                                                                    # [N_h, R]
+    gap = log_on - log_off                                                                    # [N_h, A]
     low = torch.full_like(target, -60.0)
     high = torch.full_like(target, 60.0)
     for _ in range(40):
         middle = (low + high) / 2
         too_low = torch.sigmoid(middle[None] + gap).mean(0) < target
         low, high = torch.where(too_low, middle, low), torch.where(too_low, high, middle)
-    return torch.where(has_entry, (low + high) / 2, torch.zeros_like(low))
+    return (low + high) / 2
 
 
 def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,

@@ -58,6 +58,7 @@ def test_bias_equals_a_hand_computation():
     hw = grid.tokens_per_frame
     removed_row, added_row, reference_row, circle_row = 0 * hw + 4, 1 * hw + 4, 1 * hw + 3, 1 * hw + 2
     assert plan.rows.tolist() == sorted([removed_row, added_row, circle_row])
+    assert plan.rows[plan.assigned_rows].tolist() == [added_row]  # the only row whose bias reads q
     expected = np.zeros((grid.tokens, text))
     for j in columns["cats"]:
         expected[removed_row, j] = -10 * delta

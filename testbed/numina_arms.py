@@ -325,12 +325,13 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--device")
 
 
-def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved", overrides: dict | None = None):
+def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved", overrides: dict | None = None,
+                 token_scope: str = "noun"):
     """Count-verified NUMINA (numina_core/verify.py, as the Count-Verified Sampler runs it): NUMINA videos counted
     by the testbed's exact counter until one is exact or `budget` are made; the best is the arm's video. After each
     prompt it prints the videos and phase-1 captures that prompt used and their means so far (per CFG)."""
     def factory(session: TestbedSession) -> Arm:
-        pipeline = Pipeline(session, preset, overrides or {})  # imports the pack
+        pipeline = Pipeline(session, preset, overrides or {}, token_scope)  # imports the pack
         from numina_pack.numina_core import verify
         from testbed.nodes import TestbedExactCounter
 
@@ -363,7 +364,8 @@ def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved"
 
 def verified_arm_for_spec(spec: str):
     """``<strategy>:<budget>:<preset>:<JSON overrides>`` (preset and overrides optional) → a count-verified arm,
-    e.g. ``verified:reseed:4:improved:{"background_suppress_scale": 2}``."""
+    e.g. ``verified:reseed:4:improved:{"background_suppress_scale": 2}``; the overrides may name token_scope as
+    the numina arms' do."""
     strategy, budget, rest = (spec.split(":", 2) + ["", ""])[:3]
     pack()
     from numina_pack.numina_core.verify import STRATEGIES
@@ -374,8 +376,9 @@ def verified_arm_for_spec(spec: str):
         raise ValueError(f"arm 'verified:{spec}': the budget must be a whole number ≥ 1, not {budget!r}")
     preset, _, overrides = rest.partition(":")
     numina_arm_for_spec(f"{preset or 'improved'}:{overrides}")  # checks the preset and overrides
-    return verified_arm(f"verified:{spec}", int(budget), strategy, preset or "improved",
-                        json.loads(overrides) if overrides else {})
+    fields = json.loads(overrides) if overrides else {}
+    token_scope = fields.pop("token_scope", "noun")
+    return verified_arm(f"verified:{spec}", int(budget), strategy, preset or "improved", fields, token_scope)
 
 
 register_arm_family("verified", verified_arm_for_spec)

@@ -128,6 +128,10 @@ def test_verified_arm_with_budget_one_is_the_numina_arm_and_reports_videos(sessi
     video = arm(PROMPT, 3, 5.0)
     assert torch.equal(video, numina_arms.Pipeline(session, "improved", {}).run(PROMPT, 3, 5.0))
     assert "# probe cfg 5: prompt 1: 1 videos, 1 captures; mean 1.000 videos" in capsys.readouterr().out
+    from testbed import evaluate
+
+    phrase = evaluate.arm_factory('verified:reseed:1:improved:{"token_scope": "phrase"}')(session)(PROMPT, 3, 5.0)
+    assert torch.equal(phrase, numina_arms.Pipeline(session, "improved", {}, "phrase").run(PROMPT, 3, 5.0))
 
 
 def test_verified_arms_run_a_few_prompts_within_budget(session, capsys):

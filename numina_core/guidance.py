@@ -158,55 +158,34 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
 
     q: [N_h, L, d] video queries and k: [N_h, L_text, d] text keys of that batch row (heads split).
     """
-    bias = step_bias(plan, delta, k.shape[1], strength)
-    if plan.reference_rows.shape[0]:
-        bias[plan.assigned_rows] = assigned_rows_bias(q, k, plan, delta, strength)
-    return bias
-
-
-def step_bias(plan: GuidancePlan, delta: float, text_tokens: int, strength: float = 1.0) -> torch.Tensor:
-    """The part of the bias [R, L_text] (float32) that depends on the step alone: removals, background and
-    circle additions, and 0 on assigned cells. Every block of a step shares it."""
-    bias = torch.zeros(len(plan.rows), text_tokens, dtype=torch.float32, device=plan.additive.device)
-    bias[:, plan.columns] = plan.additive * (delta * strength)
-    return bias
-
-
-def assigned_rows_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float,
-                       strength: float = 1.0) -> torch.Tensor:
-    """The whole bias [A, L_text] (float32) of the rows with an assignment (plan.assigned_rows), the only rows
-    whose bias depends on the queries and keys. Only these rows read q: with background suppression the plan
-    covers nearly every row, and gathering all of them in float32 in every block call cost more than the
-    attention itself. Needs a plan with reference entries."""
     heads, _, head_dim = q.shape
     scale = 1.0 / math.sqrt(head_dim)
-    assigned_rows = plan.assigned_rows
-    assign_entry = plan.assign_entry[assigned_rows]                        # [A, C]
-    if plan.addition_target == "attention_share":
-        assigned = share_bias(q, k, plan, delta)[:, None]
-    else:
-        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
-        q_ref = q[:, plan.reference_rows].float()                          # [N_h, E, P, d]
-        k_ref = k[:, plan.reference_columns].float()                       # [N_h, E, J, d]
-        q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
-        k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
-        reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale         # [E]
-        q_rows = q[:, plan.rows[assigned_rows]].float().transpose(0, 1).reshape(len(assigned_rows), -1)
-        k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
-        head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)           # [A, C] mean_h s_h(p, j)
-        assigned = delta * reference_mean[assign_entry.clamp_min(0)] - head_mean_scores
-    additive = plan.additive[assigned_rows] * delta
-    bias = torch.zeros(len(assigned_rows), k.shape[1], dtype=torch.float32, device=q.device)
-    bias[:, plan.columns] = torch.where(assign_entry >= 0, additive + assigned, additive) * strength
+    bias_columns = plan.additive * delta
+    # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
+    # needs no look at assign_entry's values: no device sync in every block call. Only the assigned rows read
+    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32
+    # in every block call cost more than the attention itself.
+    if plan.reference_rows.shape[0]:
+        assigned_rows = plan.assigned_rows
+        assign_entry = plan.assign_entry[assigned_rows]                    # [A, C]
+        if plan.addition_target == "attention_share":
+            assigned_bias = share_bias(q, k, plan, delta)[:, None]
+        else:
+            # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
+            q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
+            k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
+            q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
+            k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
+            reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale     # [E]
+            q_rows = q[:, plan.rows[assigned_rows]].float().transpose(0, 1).reshape(len(assigned_rows), -1)
+            k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
+            head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)       # [A, C] mean_h s_h(p, j)
+            assigned_bias = delta * reference_mean[assign_entry.clamp_min(0)] - head_mean_scores
+        bias_columns[assigned_rows] = torch.where(assign_entry >= 0, bias_columns[assigned_rows] + assigned_bias,
+                                                  bias_columns[assigned_rows])
+    bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
+    bias[:, plan.columns] = bias_columns * strength
     return bias
-
-
-def dense_bias_mask(plan: GuidancePlan, delta: float, video_tokens: int, text_tokens: int, dtype: torch.dtype,
-                    strength: float = 1.0) -> torch.Tensor:
-    """The step's bias (step_bias) on every video row, 0 off the plan: an SDPA mask [L, L_text] in `dtype`."""
-    mask = torch.zeros(video_tokens, text_tokens, dtype=dtype, device=plan.additive.device)
-    mask[plan.rows] = step_bias(plan, delta, text_tokens, strength).to(dtype)
-    return mask
 
 
 MAX_ADDED_SHARE = 0.95
@@ -246,16 +225,13 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     return (low + high) / 2
 
 
-def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan, mask: torch.Tensor,
-                     assigned_bias: torch.Tensor | None = None) -> torch.Tensor:
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
+                     bias: torch.Tensor) -> torch.Tensor:
     """softmax(q·kᵀ/√d + bias)·v on every row, the plan's rows biased: [L, N_h·d] in q's dtype. For a plan that
     covers most rows (background suppression), one call for the whole batch row is cheaper than the host's
-    attention followed by a second pass over the modulated rows.
-
-    mask: the step's dense_bias_mask (not modified); assigned_bias: assigned_rows_bias, when the plan has any."""
-    if assigned_bias is not None:
-        mask = mask.clone()
-        mask[plan.rows[plan.assigned_rows]] = assigned_bias.to(mask.dtype)
+    attention followed by a second pass over the modulated rows."""
+    mask = q.new_zeros(q.shape[1], k.shape[1])
+    mask[plan.rows] = bias.to(q.dtype)
     out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
     return out[0].transpose(0, 1).reshape(q.shape[1], -1)
 

@@ -21,8 +21,8 @@ import comfy.sample
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import (GuidancePlan, assigned_rows_bias, biased_attention, cross_attention_bias,
-                                     dense_bias_mask, modulated_attention_rows, modulation_delta)
+from ...numina_core.guidance import (GuidancePlan, biased_attention, cross_attention_bias,
+                                     modulated_attention_rows, modulation_delta)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -84,15 +84,6 @@ class CrossAttentionGuidanceHook(GuidanceHook):
                  text_call: int, node: str):
         super().__init__(plan, config, total_steps, first_step, node)
         self.text_call = text_call
-        self._step_mask: tuple[tuple, torch.Tensor] | None = None
-
-    def step_mask(self, plan: GuidancePlan, delta: float, q: torch.Tensor, text_tokens: int) -> torch.Tensor:
-        """The step's dense bias mask, built by the step's first block call and reused by the others (it
-        depends on δ alone); one mask is kept, so nothing outlives the next step."""
-        key = (delta, q.shape[1], text_tokens, q.dtype, q.device)
-        if self._step_mask is None or self._step_mask[0] != key:
-            self._step_mask = (key, dense_bias_mask(plan, delta, q.shape[1], text_tokens, q.dtype, self.strength))
-        return self._step_mask[1]
 
     def replace_block(self, args: dict, extra: dict) -> dict:
         options = args["transformer_options"]
@@ -125,18 +116,15 @@ class CrossAttentionGuidanceHook(GuidanceHook):
                 out = plain(*a, **kw)
             for row in rows:
                 qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
+                bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
                 if dense:
-                    assigned = (assigned_rows_bias(qh, kh, plan, delta, self.strength)
-                                if plan.reference_rows.shape[0] else None)
-                    guided = biased_attention(qh, kh, vh, plan, self.step_mask(plan, delta, qh, kh.shape[1]), assigned)
+                    guided = biased_attention(qh, kh, vh, plan, bias)
                     out = guided.new_empty((q.shape[0],) + guided.shape) if out is None else out
                     out[row] = guided.to(out.dtype)
                 else:
-                    bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
                     out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
                 if self.collect_diagnostics:
-                    self.diagnostics.append(self._noun_mass(qh, kh, plan, cross_attention_bias(
-                        qh, kh, plan, delta, self.strength)))
+                    self.diagnostics.append(self._noun_mass(qh, kh, plan, bias))
             self.modulated_calls += 1
             return out
 

@@ -106,17 +106,19 @@ def model_file(folder: str, repo: str, name: str) -> tuple[str, str, str]:
 
 
 def numina_chain(*, model: str, guided: list[tuple[str, dict, str]], latent: str, steps: int, cfg: float,
-                 sampler: str, layout_source: str = "refiner") -> list[Node]:
+                 sampler: str, layout_source: str = "refiner", settings_widgets: dict | None = None) -> list[Node]:
     """Settings → Parser → Capture → Head Selector → Countable Layout → Refiner → guided sampler(s).
     `guided` lists (model key, extra widgets, latent source key) per chained Layout-Guided Sampler; they
-    follow the layout of `layout_source` (the refiner, or an editor after it).
+    follow the layout of `layout_source` (the refiner, or an editor after it); `settings_widgets` sets the
+    Settings node's widgets.
     Head Selector, Countable Layout and Layout Refiner show their own previews; only the
     pre-generation needs a decode and a Preview Image."""
     common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
     sampling = {"model": (model, 0), "seed": ("seed", 0), "positive": ("positive", 0), "negative": ("negative", 0)}
     settings = {"settings": ("settings", 0)}
     nodes = [
-        Node("settings", "NuminaSettings", 2, title="NUMINA Settings (used by every NUMINA node)"),
+        Node("settings", "NuminaSettings", 2, title="NUMINA Settings (used by every NUMINA node)",
+             widgets=settings_widgets or {}),
         Node("parser", "NuminaNumeralParser", 4, links={"prompt": ("prompt", 0), "clip": ("clip", 0)}),
         Node("capture", "NuminaAttentionCaptureKSampler", 5, widgets=common,
              links={**sampling, "latent_image": (latent, 0), "targets": ("parser", 0), **settings}),
@@ -160,18 +162,26 @@ def text_nodes() -> list[Node]:
     ]
 
 
+A14B_NOTE = """
+
+**Two experts**: the high-noise expert draws the layout, so NUMINA reads it there. This template's
+Settings *overrides* `{"reference_step": 22}` move the capture from 60 % of the run (step 12 of 20, the
+low-noise expert's part) to step 9, the last before the switch at step 10. Keep the capture before the
+switch if you change the steps or the switch."""
+
 HOW_TO = """## NUMINA: the number of objects you ask for
 
 Write the counts in the prompt ("three corgis and two cats"). **NUMINA Numeral Parser** finds them
 (or type them into *counts_override* as JSON).
 
-1. **Attention Capture KSampler** samples until 40 % of the run and reads one block's attention.
+1. **Attention Capture KSampler** reaches the noise of 60 % of the run in 6 quick steps and reads one
+   block's attention there.
 2. **Head Selector**, **Countable Layout**, **Layout Refiner** turn it into one instance layout per frame
    with exactly the requested counts (each shows its preview after a run).
 3. **Layout-Guided Sampler** regenerates from the same seed, steering cross-attention to the layout.
 
-**NUMINA Settings** holds the preset, the guidance *strength* and the *capture_block* (-1: the middle
-block) for every NUMINA node. The plain **KSampler** branch is the baseline with the same seed; mute
+**NUMINA Settings** holds the preset, the guidance *strength* and the *capture_block* (-1: the preset's,
+2/3 of the model's depth) for every NUMINA node. The plain **KSampler** branch is the baseline with the same seed; mute
 its group to save time. Edit a layout by hand with *NUMINA Layout to Mask* → Mask Editor →
 *NUMINA Mask to Layout*. For MP4 files, replace *Save Animated WEBP* by *Create Video* → *Save Video*.
 
@@ -179,9 +189,9 @@ its group to save time. Edit a layout by hand with *NUMINA Layout to Mask* → M
 """
 
 
-def how_to_note(title: str, models: list[tuple[str, str, str]]) -> Node:
+def how_to_note(title: str, models: list[tuple[str, str, str]], extra: str = "") -> Node:
     lines = [f"- [{name}]({url}) → `models/{folder}/`" for name, url, folder in models]
-    return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines))
+    return Node("note", "MarkdownNote", NOTE_COLUMN, title=title, text=HOW_TO + "\n".join(lines) + extra)
 
 
 def baseline_sampler(steps: int, cfg: float, sampler: str, model: str = "model") -> Node:
@@ -333,12 +343,14 @@ def wan22_a14b_graph() -> Graph:
     vae_file = model_file("vae", WAN22_REPO, "wan_2.1_vae.safetensors")
     steps, cfg, sampler, switch = 20, 3.5, "euler", 10
     # The two experts split one 20-step schedule like ComfyUI's own Wan2.2 template; NUMINA's capture
-    # runs on the high-noise expert (40 % = step 8 < switch), guidance follows the global step.
+    # runs on the high-noise expert, so the Settings node moves it from the preset's 60 % (step 12, the
+    # low-noise expert's range) to 45 % (reference step 22 of 50 → step 9 < switch); guidance follows the
+    # global step.
     high_stage = {"add_noise": True, "start_at_step": 0, "end_at_step": switch, "return_with_leftover_noise": True}
     low_stage = {"add_noise": False, "start_at_step": switch, "end_at_step": 10000, "return_with_leftover_noise": False}
     baseline_common = {"steps": steps, "cfg": cfg, "sampler_name": sampler, "scheduler": "simple"}
     nodes = [
-        how_to_note(f"{title} (two experts)", [high, low, clip_file, vae_file]),
+        how_to_note(f"{title} (two experts)", [high, low, clip_file, vae_file], A14B_NOTE),
         Node("unet", "UNETLoader", 0, title="High-noise expert", widgets={"unet_name": high[0]}, models=[high]),
         Node("unet_low", "UNETLoader", 0, title="Low-noise expert", widgets={"unet_name": low[0]}, models=[low]),
         Node("clip", "CLIPLoader", 0, widgets={"clip_name": clip_file[0], "type": "wan"}, models=[clip_file]),
@@ -350,7 +362,8 @@ def wan22_a14b_graph() -> Graph:
         *text_nodes(),
         Node("latent", "EmptyHunyuanLatentVideo", 3, widgets={"width": 1280, "height": 720, "length": 81, "batch_size": 1}),
         *numina_chain(model="model", guided=[("model", high_stage, "latent"), ("model_low", low_stage, "guided")],
-                      latent="latent", steps=steps, cfg=cfg, sampler=sampler),
+                      latent="latent", steps=steps, cfg=cfg, sampler=sampler,
+                      settings_widgets={"overrides": '{"reference_step": 22}'}),
         Node("baseline", "KSamplerAdvanced", 5, title="Baseline high noise (same seed)",
              widgets={**baseline_common, "add_noise": "enable", "start_at_step": 0, "end_at_step": switch,
                       "return_with_leftover_noise": "enable"},
@@ -406,8 +419,8 @@ def cogvideox_5b_graph() -> Graph:
 
 
 def graphs() -> list[Graph]:
-    # The middle block, NUMINA's capture block, is the Settings node's default (-1): 15 of 30 blocks
-    # for the 1.3B and 5B models, 20 of 40 for the 14B ones.
+    # NUMINA's capture block is the Settings node's default (-1, the preset's): in `improved` 2/3 of the
+    # depth, 20 of 30 blocks for the 1.3B and 5B models, 26 of 40 for the 14B ones.
     return [
         wan21_graph("NUMINA Wan2.1 T2V 1.3B", "wan2.1_t2v_1.3B_fp16.safetensors", 832, 480, 81),
         wan21_graph("NUMINA Wan2.1 T2V 14B", "wan2.1_t2v_14B_fp8_e4m3fn.safetensors", 1280, 720, 81),

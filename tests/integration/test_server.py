@@ -254,11 +254,16 @@ def test_example_layout_is_tidy(name):
 
 @pytest.mark.parametrize("name", EXPECTED_EXAMPLES)
 def test_example_shares_one_settings_node(name):
-    """One NUMINA Settings node, at its defaults (the capture block -1 is the model's middle block), feeds
-    every NUMINA node that takes settings."""
+    """One NUMINA Settings node, at its defaults (the capture block -1 is the preset's), feeds every NUMINA node
+    that takes settings. The A14B template moves the capture before the experts' switch (step 9 of 20 < 10)."""
+    from numina_core.config import preset
+
     workflow = example(name)
     settings = [node for node in workflow["nodes"] if node["type"] == "NuminaSettings"]
-    assert len(settings) == 1 and settings[0]["widgets_values"] == ["improved", 1.0, -1, ""], settings
+    overrides = '{"reference_step": 22}' if "A14B" in name else ""
+    assert len(settings) == 1 and settings[0]["widgets_values"] == ["improved", 1.0, -1, overrides], settings
+    if overrides:
+        assert preset("improved", **json.loads(overrides)).capture_step_for(20) == 9
     fed = {target for link_id, origin, _, target, _, _ in workflow["links"] if origin == settings[0]["id"]}
     takes_settings = {node["id"] for node in workflow["nodes"]
                       if any(entry["name"] == "settings" for entry in node["inputs"])}

@@ -127,10 +127,12 @@ def load_prompts(n: int, prompt_seed: int, prompt_file: Path | None) -> list[str
 
 def evaluate(
     session: TestbedSession, arms: list[str], prompts: list[str], cfgs: list[float], seed: int,
-    counts: dict[str, dict[float, list]] | None = None,
+    counts: dict[str, dict[float, list]] | None = None, layout_counts: dict[str, dict[float, list]] | None = None,
 ) -> dict[str, dict[float, sc.CountingMetrics]]:
     """Runs every arm at every CFG on every prompt (prompt i uses seed ``seed + 1000·i``). ``counts``, when
-    given, receives each video's exact counts per frame and category: counts[arm][cfg][prompt index]."""
+    given, receives each video's exact counts per frame and category: counts[arm][cfg][prompt index];
+    ``layout_counts`` likewise each noun's per-frame instances in the layout before refinement, for arms that
+    keep them (an arm with a ``layout_counts`` list, as the NUMINA pipeline)."""
     results: dict[str, dict[float, sc.CountingMetrics]] = {}
     requests = [sc.parse_prompt(p) for p in prompts]
     for name in arms:
@@ -138,10 +140,13 @@ def evaluate(
         results[name] = {}
         for cfg in cfgs:
             t0 = time.time()
+            layouts_before = len(getattr(arm, "layout_counts", []))
             measured = [sc.count_objects(arm(p, seed + 1000 * i, cfg)) for i, p in enumerate(prompts)]
             results[name][cfg] = sc.count_metrics(requests, measured)
             if counts is not None:
                 counts.setdefault(name, {})[cfg] = [m.tolist() for m in measured]
+            if layout_counts is not None and hasattr(arm, "layout_counts"):
+                layout_counts.setdefault(name, {})[cfg] = arm.layout_counts[layouts_before:]
             print(f"# {name} cfg {cfg:g}: {len(prompts)} prompts in {time.time() - t0:.1f}s", flush=True)
     return results
 
@@ -188,15 +193,17 @@ def run_from_args(args: argparse.Namespace) -> dict:
     cfgs = args.cfg or [1.0, DEFAULT_CFG]
     results: dict[str, dict[float, sc.CountingMetrics]] = {}
     counts: dict[str, dict[float, list]] = {}
+    layout_counts: dict[str, dict[float, list]] = {}
     for arm in args.arm or ["baseline"]:
         # report after each arm, so a run cut short still leaves its finished arms behind
-        results.update(evaluate(session, [arm], prompts, cfgs, args.seed, counts))
+        results.update(evaluate(session, [arm], prompts, cfgs, args.seed, counts, layout_counts))
         print(format_results(results), flush=True)
         if args.json:
             payload = {
                 "settings": asdict(settings), "weights": str(args.weights), "prompts": prompts, "seed": args.seed,
                 "results": {a: {str(cfg): asdict(m) for cfg, m in by.items()} for a, by in results.items()},
                 "counts": {a: {str(cfg): c for cfg, c in by.items()} for a, by in counts.items()},
+                "layout_counts": {a: {str(cfg): c for cfg, c in by.items()} for a, by in layout_counts.items()},
             }
             args.json.write_text(json.dumps(payload, indent=1))
     return results

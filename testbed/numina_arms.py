@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,9 @@ class Pipeline:
     preset: str
     overrides: dict
     token_scope: str = "noun"
+    layout_counts: list[dict[str, list[int]]] = field(default_factory=list)
+    """Per run, each noun's instances per frame in the layout before refinement: a count above the target
+    means the run removed instances, below it added some (what the evaluation's JSON keeps)."""
 
     def __post_init__(self):
         adapters, config, self.grid_module, self.identify, self.refine, self.targets = pack()
@@ -83,13 +86,16 @@ class Pipeline:
 
     def run(self, prompt: str, seed: int, cfg: float) -> torch.Tensor:
         targets, capture = self.capture(prompt, seed, cfg)
-        refined = self.identify.identify(capture, targets.counts, self.config).refined
-        return self.guided_video(prompt, seed, cfg, refined, targets)
+        identification = self.identify.identify(capture, targets.counts, self.config)
+        self.layout_counts.append({noun: identification.layout.counts(noun).tolist() for noun in targets.counts})
+        return self.guided_video(prompt, seed, cfg, identification.refined, targets)
+
+    __call__ = run  # a Pipeline is an arm; the evaluation reads its layout_counts
 
 
 def numina_arm(preset: str, token_scope: str = "noun", **overrides):
     def factory(session: TestbedSession) -> Arm:
-        return Pipeline(session, preset, overrides, token_scope).run
+        return Pipeline(session, preset, overrides, token_scope)
 
     return factory
 

@@ -28,6 +28,23 @@ def test_numina_arm_builds_a_refined_layout_and_guides(session):
     plain = session.sample(prompt, [3], 5.0)[0]
     assert video.shape == plain.shape == (1, 64, 64, 3)
     assert not torch.equal(video, plain)
+    # the run keeps the layout's counts before refinement, which the evaluation stores per video
+    assert pipeline.layout_counts == [{noun: layout.counts(noun).tolist() for noun in ("discs", "squares")}]
+
+
+def test_evaluation_stores_the_layout_counts_of_numina_arms_only(session):
+    from testbed import evaluate, numina_arms
+
+    prompts = ["two red discs", "one blue square and three green triangles"]
+    layouts: dict = {}
+    evaluate.evaluate(session, ["baseline", "numina_improved"], prompts, [5.0], 0, {}, layouts)
+    assert list(layouts) == ["numina_improved"]
+    stored = layouts["numina_improved"][5.0]
+    pipeline = numina_arms.Pipeline(session, "improved", {})
+    for i, prompt in enumerate(prompts):
+        targets, capture = pipeline.capture(prompt, 1000 * i, 5.0)
+        expected = {noun: pipeline.countable_layout(capture, targets).counts(noun).tolist() for noun in targets.counts}
+        assert stored[i] == expected
 
 
 def test_agreement_and_mechanism_studies_report_fractions(session):

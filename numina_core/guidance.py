@@ -37,7 +37,8 @@ class GuidancePlan:
     additive: float32 [R, C], bias per unit δ from removals and circle additions (after the last assignment).
     assign_entry: int64 [R, C], the reference entry whose assignment sets (row, column), −1 for none.
     assigned_rows: int64 [A], positions in `rows` of the rows with an assignment (the only rows whose bias
-      depends on the queries, so the only ones the bias reads q for).
+      depends on the queries, so the only ones the bias reads q for); found at build time, since a nonzero on
+      the device would sync in every block call.
     reference_rows: int64 [E, P] padded indices of each entry's reference pixels, reference_weights [E, P]
       (1/|R| on real pixels, 0 on padding); reference_columns / reference_column_weights likewise for K.
     """
@@ -163,8 +164,8 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
     bias_columns = plan.additive * delta
     # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
     # needs no look at assign_entry's values: no device sync in every block call. Only the assigned rows read
-    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32
-    # in every block call cost more than the attention itself.
+    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32 in
+    # every block call made the 1.3B guided step 1.035× plain instead of 1.017× (docs/measurements.md).
     if plan.reference_rows.shape[0]:
         assigned_rows = plan.assigned_rows
         assign_entry = plan.assign_entry[assigned_rows]                    # [A, C]
@@ -181,8 +182,8 @@ def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, d
             k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
             head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)       # [A, C] mean_h s_h(p, j)
             assigned_bias = delta * reference_mean[assign_entry.clamp_min(0)] - head_mean_scores
-        bias_columns[assigned_rows] = torch.where(assign_entry >= 0, bias_columns[assigned_rows] + assigned_bias,
-                                                  bias_columns[assigned_rows])
+        unassigned = bias_columns[assigned_rows]
+        bias_columns[assigned_rows] = torch.where(assign_entry >= 0, unassigned + assigned_bias, unassigned)
     bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
     bias[:, plan.columns] = bias_columns * strength
     return bias

@@ -100,20 +100,27 @@ def numina_arm(preset: str, token_scope: str = "noun", **overrides):
     return factory
 
 
-def numina_arm_for_spec(spec: str):
-    """``<preset>:<JSON overrides>`` (the overrides optional) → a NUMINA arm, for sweeps from the command line; the
-    key ``token_scope`` ("noun" or "phrase") picks the text tokens guided instead of a config field."""
+def parse_numina_spec(spec: str, arm: str) -> tuple[str, str, dict]:
+    """``<preset>:<JSON overrides>`` (the overrides optional) → (preset, token_scope, config overrides); the key
+    ``token_scope`` ("noun" or "phrase") picks the text tokens guided instead of a config field. A bad preset or
+    field fails here, before any sampling; `arm` names the arm in messages."""
     preset, _, overrides = spec.partition(":")
     try:
         fields = json.loads(overrides) if overrides else {}
     except json.JSONDecodeError as error:
-        raise ValueError(f"arm 'numina:{spec}': the overrides are not JSON ({error})") from None
+        raise ValueError(f"arm '{arm}': the overrides are not JSON ({error})") from None
     if not isinstance(fields, dict):
-        raise ValueError(f"arm 'numina:{spec}': the overrides must be a JSON object")
+        raise ValueError(f"arm '{arm}': the overrides must be a JSON object")
     token_scope = fields.pop("token_scope", "noun")
     if token_scope not in ("noun", "phrase"):
-        raise ValueError(f"arm 'numina:{spec}': token_scope must be 'noun' or 'phrase', not {token_scope!r}")
-    pack()[1].preset(preset, **fields)  # a bad preset or field fails here, before any sampling
+        raise ValueError(f"arm '{arm}': token_scope must be 'noun' or 'phrase', not {token_scope!r}")
+    pack()[1].preset(preset, **fields)
+    return preset, token_scope, fields
+
+
+def numina_arm_for_spec(spec: str):
+    """``<preset>:<JSON overrides>`` → a NUMINA arm, for sweeps from the command line (parse_numina_spec)."""
+    preset, token_scope, fields = parse_numina_spec(spec, f"numina:{spec}")
     return numina_arm(preset, token_scope, **fields)
 
 
@@ -370,8 +377,8 @@ def verified_arm(name: str, budget: int, strategy: str, preset: str = "improved"
 
 def verified_arm_for_spec(spec: str):
     """``<strategy>:<budget>:<preset>:<JSON overrides>`` (preset and overrides optional) → a count-verified arm,
-    e.g. ``verified:reseed:4:improved:{"background_suppress_scale": 2}``; the overrides may name token_scope as
-    the numina arms' do."""
+    e.g. ``verified:reseed:4:improved:{"background_suppress_scale": 2}``; preset and overrides as the numina
+    arms' (parse_numina_spec)."""
     strategy, budget, rest = (spec.split(":", 2) + ["", ""])[:3]
     pack()
     from numina_pack.numina_core.verify import STRATEGIES
@@ -381,10 +388,8 @@ def verified_arm_for_spec(spec: str):
     if not budget.isdigit() or int(budget) < 1:
         raise ValueError(f"arm 'verified:{spec}': the budget must be a whole number ≥ 1, not {budget!r}")
     preset, _, overrides = rest.partition(":")
-    numina_arm_for_spec(f"{preset or 'improved'}:{overrides}")  # checks the preset and overrides
-    fields = json.loads(overrides) if overrides else {}
-    token_scope = fields.pop("token_scope", "noun")
-    return verified_arm(f"verified:{spec}", int(budget), strategy, preset or "improved", fields, token_scope)
+    preset, token_scope, fields = parse_numina_spec(f"{preset or 'improved'}:{overrides}", f"verified:{spec}")
+    return verified_arm(f"verified:{spec}", int(budget), strategy, preset, fields, token_scope)
 
 
 register_arm_family("verified", verified_arm_for_spec)

@@ -84,3 +84,17 @@ def test_a_numina_arm_named_by_preset_and_overrides_equals_the_registered_one(se
     with pytest.raises(ValueError, match="unknown arm 'nope:x'.*'numina:…'"):
         evaluate.arm_factory("nope:x")
     assert numina_arms.numina_arm_for_spec("reference")  # overrides are optional
+
+
+def test_count_verified_arm_specs_share_the_numina_arms_parsing(pack):
+    """'verified:<strategy>:<budget>:<preset>:<JSON>' takes the preset and overrides as 'numina:' does (token_scope
+    included, an empty preset meaning improved), and its errors name the verified arm."""
+    from testbed import evaluate, numina_arms  # noqa: F401 (registers the arms)
+
+    for spec in ["verified:reseed:2", 'verified:reseed:2::{"token_scope": "phrase"}',
+                 'verified:reseed:2:improved:{"reference_step": 35}']:
+        assert callable(evaluate.arm_factory(spec))
+    with pytest.raises(ValueError, match=r"arm 'verified:reseed:2:improved:\{x\}': the overrides are not JSON"):
+        evaluate.arm_factory("verified:reseed:2:improved:{x}")
+    with pytest.raises(ValueError, match="arm 'verified:.*token_scope must be 'noun' or 'phrase'"):
+        evaluate.arm_factory('verified:reseed:2:improved:{"token_scope": 1}')

@@ -24,8 +24,8 @@ class NuminaSettings(io.ComfyNode):
                 io.Combo.Input("preset", options=list(PRESETS), default=DEFAULT_PRESET,
                                tooltip="improved: the best measured counts for about 1.2x the time of a plain video "
                                        "(the first pass takes 6 quick steps). improved (late capture): the same, "
-                                       "with the first pass on the run's own steps: slightly better counts, about "
-                                       "1.7x the time, or 1x when nothing needs correcting (the first pass then "
+                                       "with the first pass on the run's own steps: layouts closer to the finished "
+                                       "video, about 1.7x the time, or 1x when nothing needs correcting (the first pass then "
                                        "finishes the video). "
                                        "reference: exactly what the authors' released code does. paper: as the paper "
                                        "describes it (one attention head per object word)."),

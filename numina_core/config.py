@@ -11,13 +11,15 @@ Four presets are defined:
   template or reported as not placed, and instances under 4 tokens or without a localized cross-attention
   peak are dropped (issue 11's fragment and shrinking-addition fixes). The layout is read at 60 % of the run
   and 2/3 of the model's depth, where it agrees with the finished video far more often (testbed tuning
-  prompts: 0.46 → 0.68), and the background of every over-counted noun is suppressed so a removed object is
-  not redrawn elsewhere; phase 1 reaches the capture in 6 steps. The default preset: on the testbed's 200
-  held-out prompts CountAcc 0.616 at CFG 5 (the reference 0.447, plain sampling 0.417) for 1.18× the time
-  of plain sampling on Wan2.1 1.3B at 50 steps.
+  prompts: 0.46 → 0.68), each focus pixel belongs to the noun that attends to it most (a lone object next to
+  a larger group was otherwise laid out with the group's objects too), and the background of every
+  over-counted noun is suppressed so a removed object is not redrawn elsewhere; phase 1 reaches the capture
+  in 6 steps. The default preset: on the testbed's 200 held-out prompts CountAcc 0.632 at CFG 5 (the
+  reference 0.447, plain sampling 0.417) for 1.17× the time of plain sampling on Wan2.1 1.3B at 50 steps.
 * ``improved (late capture)`` is ``improved`` with phase 1 on the run's own schedule (30 of 50 steps to the
-  capture): its layouts are more faithful (0.626 held-out) and when the layout needs no correction phase 1
-  finishes the video (1.0×), but a corrected video costs 1.66×.
+  capture): its layouts are more faithful (held-out 0.626 before focus ownership was added; not measured
+  since) and when the layout needs no correction phase 1 finishes the video (1.0×), but a corrected video
+  costs 1.66×.
 * ``paper`` follows the paper's text where it differs from the code: the cross-attention map of each noun
   comes from the single head with the largest peak, and the focus threshold is 0.1 of the peak.
 
@@ -34,7 +36,8 @@ from typing import Literal, get_args
 CrossAttentionHeadMode = Literal["mean", "peak"]
 ScheduleAxis = Literal["step", "progress"]
 AdditionTarget = Literal["logit", "attention_share"]
-BackgroundSuppressNouns = Literal["all", "over_counted"]
+BackgroundSuppressNouns = Literal["all", "over_counted", "not_under_counted"]
+FocusOwnership = Literal["shared", "strongest", "strongest_relative"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,17 @@ class NuminaConfig:
     frame attends to it at least half as much as at the peak (a flat synthetic map measures 1.5, planted
     instances over 200)."""
 
+    focus_ownership: FocusOwnership = "shared"
+    """*(deviation)* Which nouns a pixel's focus can belong to. 'shared' (the reference): each noun's focus mask
+    is built from its own map alone, so one object can be an instance of every noun whose map reaches it.
+    'strongest': a pixel stays in a noun's focus mask only where that noun's cross-attention is the largest of
+    the prompt's nouns (the softmax shares of one query, so directly comparable). 'strongest_relative': the
+    same on each map divided by its frame's peak, so a noun the model attends to less overall still owns its
+    own peak. The self-attention proposals are shared by all nouns, and a noun's map also lights the other
+    noun's objects: on the testbed, a lone object next to a larger group was laid out with more than one
+    instance in 62 of 100 tuning runs, where plain videos show more than one in 11 %; 'strongest' (used by
+    `improved`) brought that to 18 and the layout's agreement with the video from 0.601 to 0.653
+    (docs/measurements.md); 'strongest_relative' measured below it."""
     temporal_count_consensus: bool = False
     """*(deviation)* Objects persist across frames: in a frame with more instances than the median frame,
     keep only the largest median-many. Off in the reference."""
@@ -162,9 +176,11 @@ class NuminaConfig:
     elsewhere: in the hand-edit check, 6 of the 10 deletions that failed left their region empty and a new
     object appeared outside every original one. `improved` uses 2."""
     background_suppress_nouns: BackgroundSuppressNouns = "all"
-    """*(deviation)* Which nouns' backgrounds are suppressed: 'all' of them, or only the 'over_counted' ones
-    (a noun the refinement removed an instance of, in any frame). An under-counted noun then keeps its freedom to
-    draw where the layout saw nothing, which its additions alone may not make up for."""
+    """*(deviation)* Which nouns' backgrounds are suppressed: 'all' of them, only the 'over_counted' ones
+    (a noun the refinement removed an instance of, in any frame), or every noun but the under-counted ones
+    ('not_under_counted': no noun the refinement added an instance to). An under-counted noun then keeps its
+    freedom to draw where the layout saw nothing, which its additions alone may not make up for; a noun whose
+    layout already counts right is held to it while another noun is corrected."""
     background_suppress_always: bool = False
     """*(deviation)* Suppress the background also when the refined layout needs no correction (its counts
     already match): the layout's instances then hold the noun, so an extra object cannot appear later in the
@@ -287,6 +303,7 @@ LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
     "cross_attention_head_mode": get_args(CrossAttentionHeadMode),
     "addition_target": get_args(AdditionTarget),
     "background_suppress_nouns": get_args(BackgroundSuppressNouns),
+    "focus_ownership": get_args(FocusOwnership),
     "schedule_axis": get_args(ScheduleAxis),
 }
 
@@ -297,12 +314,13 @@ PRESETS: dict[str, NuminaConfig] = {
     # Chosen on the testbed's tuning prompts (docs/measurements.md, 2026-12-03): the late capture alone lost
     # CountAcc, background suppression alone lost it at k = 1 and at CFG 1; together, and for over-counted nouns
     # only, they gain at both CFGs. The 6-step phase 1 costs 1 point held-out (2.9 on tuning) for 1.18× instead
-    # of 1.66×.
+    # of 1.66×. Focus ownership 'strongest' led the 300 tuning prompts by 2.9 points (rule and runs: the
+    # measurements' third session on k = 1).
     "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True,
                              cross_attn_peak_ratio=0.2, whole_additions=True, min_instance_pixels=4,
                              min_peak_to_median=2.0, reference_step=30, reference_layer_depth=2 / 3,
                              background_suppress_scale=2.0, background_suppress_nouns="over_counted",
-                             capture_schedule_steps=6),
+                             capture_schedule_steps=6, focus_ownership="strongest"),
 }
 PRESETS["improved (late capture)"] = PRESETS["improved"].replace(capture_schedule_steps=0)
 """Named presets. On the default 'progress' axis, 50 steps reproduce the released code's per-step values."""

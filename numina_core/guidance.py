@@ -4,7 +4,7 @@ For each noun (in order) and frame, on the noun's token columns K:
 * removed pixels: B += −suppress_scale·δ;
 * *(deviation; on in the improved presets)* pixels where the noun has no instance: B += −background_suppress_scale·δ
   (only when the layout corrects something, unless background_suppress_always; with background_suppress_nouns
-  'over_counted' only for nouns with a removed instance);
+  'over_counted' only for nouns with a removed instance, with 'not_under_counted' for nouns with no addition);
 * added pixels with no detected instance in the frame: B += circle_bias·δ;
 * added pixels with a reference (the frame's smallest detected instance R): B = δ·ā − mean_h s_h(p, j)
   (assigned, not added), with ā the mean over heads, p ∈ R and j ∈ K of s_h(p, j) = q_h(p)·k_h(j)/√d;
@@ -97,8 +97,11 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
         ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values()))
     for noun in layout.nouns:
         cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
-        suppress_noun_background = suppress_background and (
-            config.background_suppress_nouns == "all" or bool((layout.labels[noun] == REMOVED).any()))
+        suppress_noun_background = suppress_background and {
+            "all": True,
+            "over_counted": bool((layout.labels[noun] == REMOVED).any()),
+            "not_under_counted": not bool((layout.labels[noun] >= FIRST_ADDED).any()),
+        }[config.background_suppress_nouns]
         for f in range(grid.frames):
             frame = layout.labels[noun][f].ravel()
             offset = f * hw

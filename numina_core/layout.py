@@ -201,11 +201,27 @@ def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
     cross_maps = {noun: m.numpy() for noun, m in selection.cross_maps.items()}
     for f in range(grid.frames if cross_maps else 0):
         proposals = cluster_proposals(projections[f], grid, config)
+        owned = focus_owners({noun: maps[f] for noun, maps in cross_maps.items()}, config.focus_ownership)
         for noun, maps in cross_maps.items():
-            labels[noun][f] = instances_from_proposals(proposals, focus_mask(maps[f], config), config, maps[f])
+            focus = focus_mask(maps[f], config)
+            if owned is not None:
+                focus &= owned[noun]
+            labels[noun][f] = instances_from_proposals(proposals, focus, config, maps[f])
     if config.temporal_count_consensus:
         labels = {noun: keep_consensus_count(frames) for noun, frames in labels.items()}
     return Layout(grid, labels, dict(targets or {}))
+
+
+def focus_owners(frame_maps: dict[str, np.ndarray], ownership: str) -> dict[str, np.ndarray] | None:
+    """Per noun, bool [H, W]: the pixels whose focus the noun may own under config.focus_ownership ('strongest':
+    its map is the largest of the nouns' there, ties to every tied noun; 'strongest_relative': the same on
+    each map over its peak). None for 'shared', and for one noun, which owns everything."""
+    if ownership == "shared" or len(frame_maps) < 2:
+        return None
+    if ownership == "strongest_relative":
+        frame_maps = {noun: m / m.max() if m.max() > 0 else np.zeros_like(m) for noun, m in frame_maps.items()}
+    strongest = np.max(np.stack(list(frame_maps.values())), axis=0)
+    return {noun: m >= strongest for noun, m in frame_maps.items()}
 
 
 def keep_consensus_count(frames: np.ndarray) -> np.ndarray:

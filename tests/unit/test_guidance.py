@@ -221,6 +221,29 @@ def test_background_suppression_of_over_counted_nouns_only():
     assert bias[8, 1].item() == -10.0  # the removed cat keeps its removal bias
 
 
+def test_background_suppression_of_every_noun_but_the_under_counted():
+    """background_suppress_nouns 'not_under_counted': a noun whose layout already counts right (no removal, no
+    addition) is held to it while another noun is corrected; a noun with an addition keeps its background free."""
+    grid = TokenGrid(1, 3, 3)
+    cats = np.zeros(grid.shape, np.int32)
+    cats[0, 0, 0] = 1                                       # right already
+    dogs = np.zeros(grid.shape, np.int32)
+    dogs[0, 1, 1], dogs[0, 0, 2] = 1, FIRST_ADDED           # under-counted
+    birds = np.zeros(grid.shape, np.int32)
+    birds[0, 2, 0], birds[0, 2, 2] = 1, REMOVED             # over-counted
+    layout = Layout(grid, {"cats": cats, "dogs": dogs, "birds": birds})
+    columns = {"cats": [1], "dogs": [3], "birds": [4]}
+    config = preset("reference", background_suppress_scale=2.0, background_suppress_nouns="not_under_counted")
+    plan = build_guidance_plan(layout, columns, config)
+    q, k = torch.randn(1, grid.tokens, 4), torch.randn(1, 5, 4)
+    bias = dense_bias(plan, cross_attention_bias(q, k, plan, 1.0), grid.tokens)
+    for labels, column in ((cats, 1), (birds, 4)):
+        background = np.nonzero(labels.ravel() == 0)[0]
+        assert torch.equal(bias[background, column], torch.full((len(background),), -2.0))
+    assert torch.equal(bias[np.nonzero(dogs.ravel() == 0)[0], 3], torch.zeros(int((dogs == 0).sum())))
+    assert bias[0, 1].item() == 0.0 and bias[8, 4].item() == -10.0
+
+
 def test_biased_attention_equals_the_modulated_rows_and_plain_attention_elsewhere():
     """The dense path (one attention over every row, the plan's rows biased) gives the sparse path's rows on the
     plan and unbiased attention on every other row."""

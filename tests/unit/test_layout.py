@@ -8,13 +8,13 @@ from numina_core.config import preset
 from numina_core.grid import TokenGrid
 from numina_core.head_selection import select_heads
 from numina_core.layout import (build_countable_layout, estimate_meanshift_bandwidth, flat_mean_shift, focus_mask,
-                                instances_from_proposals)
+                                focus_owners, instances_from_proposals)
 from devtools.synthetic_attention import cross_attention_qk, place_discs, self_attention_qk
 
 GRID = TokenGrid(2, 30, 52)
 
 
-def synthetic_layout(instance_maps: dict[str, np.ndarray], config, heads=("noise", "separable")):
+def synthetic_selection(instance_maps: dict[str, np.ndarray], config, heads=("noise", "separable")):
     all_instances = np.zeros(GRID.shape, dtype=np.int32)
     for maps in instance_maps.values():
         all_instances = np.where(maps > 0, maps + all_instances.max(), all_instances)
@@ -23,7 +23,11 @@ def synthetic_layout(instance_maps: dict[str, np.ndarray], config, heads=("noise
     q, k = cross_attention_qk(instance_maps, GRID, len(heads), 32, 512, columns, seed=7)
     capture = AttentionCapture(GRID, summarize_self_attention(qk, qk, len(heads), GRID, 0),
                                summarize_cross_attention(q, k, len(heads), GRID, 0, columns))
-    return build_countable_layout(select_heads(capture, config), config)
+    return select_heads(capture, config)
+
+
+def synthetic_layout(instance_maps: dict[str, np.ndarray], config, heads=("noise", "separable")):
+    return build_countable_layout(synthetic_selection(instance_maps, config, heads), config)
 
 
 @pytest.mark.parametrize("count", range(1, 9))
@@ -51,6 +55,36 @@ def test_two_nouns_are_counted_separately():
     assert layout.counts("cats").tolist() == [2, 2]
     assert layout.counts("dogs").tolist() == [3, 3]
     assert not ((layout.labels["cats"] > 0) & (dogs > 0)).any()
+
+
+@pytest.mark.parametrize("ownership", ["strongest", "strongest_relative"])
+def test_owned_focus_keeps_a_lone_noun_off_the_other_nouns_objects(ownership):
+    """One cat next to four dogs, the cat's map also lighting the dogs at 60 % of the dogs' own response (what a
+    real model's map does): shared focus counts the dogs as cats too; owned focus gives each object to the noun
+    that attends to it most, and the dogs keep theirs."""
+    both = place_discs(5, GRID, 4, np.random.default_rng(5))
+    cat, dogs = np.where(both == 1, 1, 0), np.where(both > 1, both - 1, 0)
+    selection = synthetic_selection({"cat": cat, "dogs": dogs}, preset("improved"))
+    selection.cross_maps["cat"] = selection.cross_maps["cat"] + 0.6 * selection.cross_maps["dogs"]
+    shared = build_countable_layout(selection, preset("improved", focus_ownership="shared"))
+    owned = build_countable_layout(selection, preset("improved", focus_ownership=ownership))
+    assert shared.counts("cat").tolist() == [5, 5]
+    assert owned.counts("cat").tolist() == [1, 1]
+    assert owned.counts("dogs").tolist() == [4, 4]
+    assert not ((owned.labels["cat"] > 0) & (dogs > 0)).any()
+
+
+def test_focus_owners_give_each_pixel_to_the_strongest_map_and_one_noun_everything():
+    weak = np.array([[1.0, 2.0], [0.5, 0.0]])
+    strong = np.array([[3.0, 2.0], [0.25, 0.0]])
+    owners = focus_owners({"weak": weak, "strong": strong}, "strongest")
+    assert owners["weak"].tolist() == [[False, True], [True, True]]     # ties go to both
+    assert owners["strong"].tolist() == [[True, True], [False, True]]
+    relative = focus_owners({"weak": weak, "strong": strong}, "strongest_relative")   # over peaks 2 and 3
+    assert relative["weak"].tolist() == [[False, True], [True, True]]
+    assert relative["strong"].tolist() == [[True, False], [False, True]]
+    assert focus_owners({"weak": weak}, "strongest") is None
+    assert focus_owners({"weak": weak, "strong": strong}, "shared") is None
 
 
 def test_flat_mean_shift_equals_sklearn():

@@ -16,6 +16,7 @@ Phase 2 is sampled once per model; easycache and short reuse its time.
     python scripts/benchmark_gpu.py --models wan2.1-1.3b --steps 50
     python scripts/benchmark_gpu.py --attention sage --models wan2.1-1.3b --steps 4 --arms plain numina
     python scripts/benchmark_gpu.py --smoke --schedule-steps 1 --json out/smoke.json   # CPU, tiny, 4 steps
+    python scripts/benchmark_gpu.py --models wan2.2-5b --steps 6 --arms plain numina --profile   # op tables
 """
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ class ModelResult:
     """Seconds of the parts: phase 1 of each arm, identify, phase 2."""
     finish_equals_plain: bool | None = None
     modulated_calls: int = 0
+    profiles: dict[str, str] = field(default_factory=dict)
+    """With --profile: torch.profiler operator tables of one plain and one guided (phase 2) run."""
     error: str | None = None
 
 
@@ -257,7 +260,22 @@ class Bench:
             hooks.append(hook)
         return guided, hooks
 
-    def run(self, arms: list[str]) -> ModelResult:
+    def profile_tables(self, guided: list, rows: int = 20) -> dict[str, str]:
+        """Operator tables of one plain and one guided sampling run, untimed, after the timed arms: where a guided
+        step spends what a plain one does not. Sorted by self device time (self CPU time on the CPU)."""
+        from torch.profiler import ProfilerActivity, profile
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda() else [])
+        key = "self_cuda_time_total" if on_cuda() else "self_cpu_time_total"
+        tables = {}
+        for name, models in (("plain", self.experts), ("guided", guided)):
+            with profile(activities=activities) as profiler:
+                self.sample(models)
+                synchronize()
+            tables[name] = profiler.key_averages().table(sort_by=key, row_limit=rows)
+        return tables
+
+    def run(self, arms: list[str], profile: bool = False) -> ModelResult:
         from numina_pack.numina_core.identify import identify
 
         result = ModelResult(self.name, self.steps, self.step)
@@ -270,6 +288,8 @@ class Bench:
             _, phase_two = timed(lambda: self.sample(guided))
             result.parts["phase 2"] = phase_two.seconds
             result.modulated_calls = sum(hook.modulated_calls for hook in hooks if hook is not None)
+            if profile:
+                result.profiles = self.profile_tables(guided)
         phase_one_models = {"numina": (self.experts[0], 0), "short": (self.experts[0], self.schedule_steps)}
         if "easycache" in arms:
             from comfy_extras.nodes_easycache import EasyCacheNode
@@ -323,6 +343,9 @@ def main() -> None:
                         help="CPU, tiny models, 4 steps (capture at step 2): checks that the script runs")
     parser.add_argument("--overrides", type=json.loads, default={},
                         help='config fields to change on the improved preset, JSON (e.g. \'{"reference_step": 30}\')')
+    parser.add_argument("--profile", action="store_true",
+                        help="after the timed arms, print operator tables of one plain and one guided run (needs an "
+                             "arm with phase 2, e.g. numina; use few --steps)")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
@@ -350,14 +373,17 @@ def main() -> None:
         try:
             with torch.inference_mode():  # as ComfyUI's server runs every prompt
                 bench = Bench(name, spec, steps, args.schedule_steps, device, args.overrides)
-                results.append(bench.run(args.arms))
+                results.append(bench.run(args.arms, args.profile))
                 del bench
         except Exception:
             results.append(ModelResult(name, steps, -1, error=traceback.format_exc()))
             print(results[-1].error, file=sys.stderr, flush=True)
         if device == "cuda":
             torch.cuda.empty_cache()
-        print(f"# {name}: {time.perf_counter() - start:.0f} s; {json.dumps(asdict(results[-1]))}", flush=True)
+        summary = {key: value for key, value in asdict(results[-1]).items() if key != "profiles"}
+        print(f"# {name}: {time.perf_counter() - start:.0f} s; {json.dumps(summary)}", flush=True)
+        for run_name, table in results[-1].profiles.items():
+            print(f"## {name}, {run_name} run\n{table}", flush=True)
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps({"header": header, "results": [asdict(r) for r in results]}, indent=1))

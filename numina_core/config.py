@@ -14,7 +14,7 @@ Four presets are defined:
   prompts: 0.46 → 0.68), each focus pixel belongs to the noun that attends to it most (a lone object next to
   a larger group was otherwise laid out with the group's objects too), and the background of every
   over-counted noun is suppressed so a removed object is not redrawn elsewhere; phase 1 reaches the capture
-  in 6 steps. The default preset: on the testbed's 200 held-out prompts CountAcc 0.632 at CFG 5 (the
+  in 6 steps. The default preset: on the testbed's 200 held-out prompts CountAcc 0.6315 at CFG 5 (the
   reference 0.447, plain sampling 0.417) for 1.17× the time of plain sampling on Wan2.1 1.3B at 50 steps.
 * ``improved (late capture)`` is ``improved`` with phase 1 on the run's own schedule (30 of 50 steps to the
   capture): its layouts are more faithful (held-out 0.626 before focus ownership was added; not measured

@@ -80,6 +80,16 @@ def _padded(groups: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(index), torch.from_numpy(weight)
 
 
+def suppresses_background_of(labels: np.ndarray, nouns: str) -> bool:
+    """Whether background_suppress_nouns `nouns` suppresses the background of a noun whose refined labels are
+    `labels`: 'all', 'over_counted' (it has a removed instance), 'not_under_counted' (it has no addition)."""
+    if nouns == "over_counted":
+        return bool((labels == REMOVED).any())
+    if nouns == "not_under_counted":
+        return not bool((labels >= FIRST_ADDED).any())
+    return True
+
+
 def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], config: NuminaConfig) -> GuidancePlan:
     """Compile the refined layout's removals and additions into a GuidancePlan."""
     grid = layout.grid
@@ -97,11 +107,8 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
         ((labels == REMOVED) | (labels >= FIRST_ADDED)).any() for labels in layout.labels.values()))
     for noun in layout.nouns:
         cols = np.array([column_index[c] for c in token_columns[noun]], dtype=np.int64)
-        suppress_noun_background = suppress_background and {
-            "all": True,
-            "over_counted": bool((layout.labels[noun] == REMOVED).any()),
-            "not_under_counted": not bool((layout.labels[noun] >= FIRST_ADDED).any()),
-        }[config.background_suppress_nouns]
+        suppress_noun_background = suppress_background and suppresses_background_of(
+            layout.labels[noun], config.background_suppress_nouns)
         for f in range(grid.frames):
             frame = layout.labels[noun][f].ravel()
             offset = f * hw

@@ -281,7 +281,9 @@ class Bench:
         result = ModelResult(self.name, self.steps, self.step)
         counts = {noun: 2 for noun in NOUN_TOKENS}
         self.warm_up()
-        plain, result.arms["plain"] = timed(lambda: self.sample(self.experts))
+        plain = None
+        if "plain" in arms:
+            plain, result.arms["plain"] = timed(lambda: self.sample(self.experts))
         phase_two = None
         if any(arm in arms for arm in ("numina", "easycache", "short")):
             guided, hooks = self.guided_models()
@@ -312,7 +314,7 @@ class Bench:
                 return True
 
             phase, result.arms["finish"] = timed(lambda: self.phase_one(self.experts[0], finish=no_correction_needed))
-            result.finish_equals_plain = bool(torch.equal(phase.samples, plain))
+            result.finish_equals_plain = None if plain is None else bool(torch.equal(phase.samples, plain))
         return result
 
 
@@ -324,10 +326,14 @@ def ratio_table(results: list[ModelResult], card: str) -> str:
         if r.error:
             lines.append(f"| {r.model} | {r.steps} | failed: {r.error.splitlines()[-1][:120]} |")
             continue
-        plain = r.arms["plain"].seconds
-        ratios = " | ".join(f"{r.arms[a].seconds / plain:.3f}" if a in r.arms else "—" for a in ARMS[1:])
+        if "plain" in r.arms:
+            plain = r.arms["plain"].seconds
+            cells = [f"{r.arms[a].seconds / plain:.3f}" if a in r.arms else "—" for a in ARMS[1:]]
+        else:  # plain ran in another process (e.g. on a second GPU): seconds, to be divided there
+            plain = float("nan")
+            cells = [f"{r.arms[a].seconds:.1f} s" if a in r.arms else "—" for a in ARMS[1:]]
         peaks = " / ".join(f"{r.arms[a].peak_gib:.1f}" if a in r.arms else "—" for a in ARMS)
-        lines.append(f"| {r.model} | {r.steps} ({r.capture_step}) | {plain:.1f} | {ratios} | {peaks} |")
+        lines.append(f"| {r.model} | {r.steps} ({r.capture_step}) | {plain:.1f} | {' | '.join(cells)} | {peaks} |")
     return "\n".join(lines) + f"\n\ncard: {card}"
 
 

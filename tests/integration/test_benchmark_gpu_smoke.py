@@ -30,3 +30,18 @@ def test_benchmark_smoke_measures_every_arm(comfyui, tmp_path):
         assert set(result["profiles"]) == {"plain", "guided"}
         for table in result["profiles"].values():
             assert table.count("aten::") >= 10 and "Self CPU time total" in table
+
+
+def test_benchmark_without_the_plain_arm_reports_seconds(comfyui, tmp_path):
+    """A model too slow for plain and NUMINA in one command (14B at 50 steps) runs its arms in two processes,
+    e.g. on two GPUs of one host: without 'plain' the script times only the asked arms and prints seconds."""
+    out = tmp_path / "short_only.json"
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "benchmark_gpu.py"), "--smoke",
+                          "--schedule-steps", "1", "--models", "wan2.1-tiny", "--arms", "short", "--json", str(out)],
+                         check=True, timeout=600, capture_output=True, text=True,
+                         env={**os.environ, "COMFYUI_PATH": str(comfyui_path())})
+    result = json.loads(out.read_text())["results"][0]
+    assert result["error"] is None and set(result["arms"]) == {"short"}
+    assert result["arms"]["short"]["seconds"] > result["parts"]["phase 2"] > 0
+    row = next(line for line in run.stdout.splitlines() if line.startswith("| wan2.1-tiny"))
+    assert f"{result['arms']['short']['seconds']:.1f} s" in row and "nan" in row

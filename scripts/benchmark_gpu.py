@@ -4,8 +4,8 @@ ComfyUI's own state-dict loader and sampled as ComfyUI's server samples: under t
 
 Arms per model (each timed end to end, CUDA-synchronised, peak GPU memory per arm):
   plain         KSampler, every step
-  numina        phase 1 to t* (40 %) + identify + phase 2 guided on a layout with a removal and an addition
-                on every frame of every noun
+  numina        phase 1 to t* (the preset's capture step) + identify + phase 2 guided on a layout with removals, additions and
+                background suppression in every frame (correction_layout)
   easycache     the same, ComfyUI's EasyCache node on phase 1 (the capture step forced)
   short         the same, phase 1 on a short schedule (capture_schedule_steps)
   finish        phase 1 that finishes the video itself (the refined layout needed no correction); its
@@ -175,19 +175,22 @@ def latent_and_conditioning(spec: ModelSpec):
 
 
 def correction_layout(grid, nouns):
-    """Every frame of every noun: one instance kept, one removed, one added (6×6 tokens each, or what fits)."""
+    """Every frame of every noun: one instance kept (6×6 tokens, or what fits) and, beside it, one removed and one
+    added for the first noun, one removed for the second, one added for the others. Every mechanism runs, and
+    the second noun, over-counted only, has its background suppressed under every background_suppress_nouns
+    setting, so the guided step takes the dense path whichever the preset uses."""
     from numina_pack.numina_core.grid import FIRST_ADDED, REMOVED, Layout
 
     side = max(1, min(6, grid.height, grid.width // 3))
     rng = np.random.default_rng(0)
     labels = {}
-    for noun in nouns:
+    for index, noun in enumerate(nouns):
+        corrections = [REMOVED, FIRST_ADDED] if index == 0 else [REMOVED] if index == 1 else [FIRST_ADDED]
         frames = np.zeros(grid.shape, dtype=np.int32)
         for f in range(grid.frames):
             y, x = rng.integers(0, grid.height - side + 1), rng.integers(0, grid.width - 3 * side + 1)
-            frames[f, y:y + side, x:x + side] = 1
-            frames[f, y:y + side, x + side:x + 2 * side] = REMOVED
-            frames[f, y:y + side, x + 2 * side:x + 3 * side] = FIRST_ADDED
+            for slot, label in enumerate([1] + corrections):
+                frames[f, y:y + side, x + slot * side:x + (slot + 1) * side] = label
         labels[noun] = frames
     return Layout(grid, labels)
 

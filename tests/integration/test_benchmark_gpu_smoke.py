@@ -1,6 +1,7 @@
 """scripts/benchmark_gpu.py runs end to end on tiny models on the CPU (so it cannot silently rot): every arm
 of a one-expert model and the two-expert A14B chain, a phase 1 that finishes the video gives plain's latent, and
 --profile gives operator tables of a plain and a guided run."""
+import importlib.util
 import json
 import math
 import os
@@ -45,3 +46,25 @@ def test_benchmark_without_the_plain_arm_reports_seconds(comfyui, tmp_path):
     assert result["arms"]["short"]["seconds"] > result["parts"]["phase 2"] > 0
     row = next(line for line in run.stdout.splitlines() if line.startswith("| wan2.1-tiny"))
     assert f"{result['arms']['short']['seconds']:.1f} s" in row and "nan" in row
+
+
+def test_benchmark_layout_takes_the_dense_background_path_under_every_setting(pack):
+    """The timed guided step must keep measuring the default's heaviest path (background suppression over nearly
+    every row, the dense branch) whichever nouns the preset suppresses, so figures stay comparable across
+    changes of background_suppress_nouns."""
+    from numina_pack.nodes.adapters.wan import CrossAttentionGuidanceHook
+    from numina_pack.numina_core.config import preset
+    from numina_pack.numina_core.grid import TokenGrid
+    from numina_pack.numina_core.guidance import build_guidance_plan
+
+    spec = importlib.util.spec_from_file_location("benchmark_gpu", REPO_ROOT / "scripts" / "benchmark_gpu.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("benchmark_gpu", benchmark)  # its dataclasses look their module up there
+    spec.loader.exec_module(benchmark)
+    grid = TokenGrid(21, 15, 26)  # Wan2.2 5B at 832×480×81
+    layout = benchmark.correction_layout(grid, benchmark.NOUN_TOKENS)
+    for nouns in ("all", "over_counted", "not_under_counted"):
+        plan = build_guidance_plan(layout, benchmark.NOUN_TOKENS,
+                                   preset("improved", background_suppress_nouns=nouns))
+        assert len(plan.rows) >= CrossAttentionGuidanceHook.dense_row_fraction * grid.tokens
+        assert len(plan.rows) > 0.9 * grid.tokens and plan.reference_rows.shape[0] > 0

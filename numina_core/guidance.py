@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .config import NuminaConfig
+from .config import BackgroundSuppressNouns, NuminaConfig
 from .grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
 
 
@@ -80,7 +80,7 @@ def _padded(groups: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(index), torch.from_numpy(weight)
 
 
-def suppresses_background_of(labels: np.ndarray, nouns: str) -> bool:
+def suppresses_background_of(labels: np.ndarray, nouns: BackgroundSuppressNouns) -> bool:
     """Whether background_suppress_nouns `nouns` suppresses the background of a noun whose refined labels are
     `labels`: 'all', 'over_counted' (it has a removed instance), 'not_under_counted' (it has no addition)."""
     if nouns == "over_counted":

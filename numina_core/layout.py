@@ -12,7 +12,7 @@ import torch
 from scipy import ndimage
 from sklearn.utils import check_random_state
 
-from .config import NuminaConfig
+from .config import FocusOwnership, NuminaConfig
 from .grid import MAX_DETECTED, Layout, TokenGrid, instance_labels
 from .head_selection import HeadSelection, minmax_channels
 
@@ -212,7 +212,7 @@ def build_countable_layout(selection: HeadSelection, config: NuminaConfig,
     return Layout(grid, labels, dict(targets or {}))
 
 
-def focus_owners(frame_maps: dict[str, np.ndarray], ownership: str) -> dict[str, np.ndarray] | None:
+def focus_owners(frame_maps: dict[str, np.ndarray], ownership: FocusOwnership) -> dict[str, np.ndarray] | None:
     """Per noun, bool [H, W]: the pixels whose focus the noun may own under config.focus_ownership ('strongest':
     its map is the largest of the nouns' there, ties to every tied noun; 'strongest_relative': the same on
     each map over its peak). None for 'shared', and for one noun, which owns everything."""

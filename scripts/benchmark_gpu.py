@@ -16,7 +16,7 @@ Phase 2 is sampled once per model; easycache and short reuse its time.
     python scripts/benchmark_gpu.py --models wan2.1-1.3b --steps 50
     python scripts/benchmark_gpu.py --attention sage --models wan2.1-1.3b --steps 4 --arms plain numina
     python scripts/benchmark_gpu.py --smoke --schedule-steps 1 --json out/smoke.json   # CPU, tiny, 4 steps
-    python scripts/benchmark_gpu.py --models wan2.2-5b --steps 6 --arms plain numina --profile   # op tables
+    python scripts/benchmark_gpu.py --models wan2.2-5b --arms plain short --schedule-steps 6 --profile   # op tables
 """
 from __future__ import annotations
 
@@ -87,7 +87,8 @@ class ModelResult:
     finish_equals_plain: bool | None = None
     modulated_calls: int = 0
     profiles: dict[str, str] = field(default_factory=dict)
-    """With --profile: torch.profiler operator tables of one plain and one guided (phase 2) run."""
+    """With --profile: torch.profiler operator tables of one plain and one guided (phase 2) run, and of the short
+    arm's phase 1."""
     error: str | None = None
 
 
@@ -263,19 +264,28 @@ class Bench:
             hooks.append(hook)
         return guided, hooks
 
-    def profile_tables(self, guided: list, rows: int = 20) -> dict[str, str]:
-        """Operator tables of one plain and one guided sampling run, untimed, after the timed arms: where a guided
-        step spends what a plain one does not. Sorted by self device time (self CPU time on the CPU)."""
+    def profile_tables(self, runs: dict, rows: int = 20) -> dict[str, str]:
+        """Operator tables of each of `runs` (name: a function that samples), untimed, after the timed arms: where
+        a guided step or phase 1 spends what plain sampling does not. Sorted by self device time (self CPU time
+        on the CPU); headed by the run's wall seconds and, on the GPU, the seconds the device was busy, so that
+        time the device waited for the host shows as their difference."""
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda() else [])
         key = "self_cuda_time_total" if on_cuda() else "self_cpu_time_total"
         tables = {}
-        for name, models in (("plain", self.experts), ("guided", guided)):
+        for name, run in runs.items():
             with profile(activities=activities) as profiler:
-                self.sample(models)
+                start = time.perf_counter()
+                run()
                 synchronize()
-            tables[name] = profiler.key_averages().table(sort_by=key, row_limit=rows)
+                wall = time.perf_counter() - start
+            events = profiler.key_averages()
+            heading = f"wall {wall:.3f} s"
+            if on_cuda():
+                busy = sum(event.self_device_time_total for event in events) / 1e6
+                heading += f", device busy {busy:.3f} s (kernels and copies, summed)"
+            tables[name] = heading + "\n" + events.table(sort_by=key, row_limit=rows)
         return tables
 
     def run(self, arms: list[str], profile: bool = False) -> ModelResult:
@@ -294,7 +304,8 @@ class Bench:
             result.parts["phase 2"] = phase_two.seconds
             result.modulated_calls = sum(hook.modulated_calls for hook in hooks if hook is not None)
             if profile:
-                result.profiles = self.profile_tables(guided)
+                result.profiles = self.profile_tables({"plain": lambda: self.sample(self.experts),
+                                                       "guided": lambda: self.sample(guided)})
         phase_one_models = {"numina": (self.experts[0], 0), "short": (self.experts[0], self.schedule_steps)}
         if "easycache" in arms:
             from comfy_extras.nodes_easycache import EasyCacheNode
@@ -311,6 +322,9 @@ class Bench:
             result.parts[f"identify {arm}"] = identified.seconds
             result.arms[arm] = Measured(measured.seconds + identified.seconds + phase_two.seconds,
                                         max(measured.peak_gib, phase_two.peak_gib))
+        if profile and "short" in arms:
+            result.profiles.update(self.profile_tables(
+                {"phase 1 short": lambda: self.phase_one(self.experts[0], self.schedule_steps)}))
         if "finish" in arms and self.spec.experts == 1:
             def no_correction_needed(capture) -> bool:
                 identify(capture, counts, self.config)  # the decision's cost; this arm's layout needs nothing
@@ -354,7 +368,7 @@ def main() -> None:
                         help='config fields to change on the improved preset, JSON (e.g. \'{"reference_step": 30}\')')
     parser.add_argument("--profile", action="store_true",
                         help="after the timed arms, print operator tables of one plain and one guided run (needs an "
-                             "arm with phase 2, e.g. numina; use few --steps)")
+                             "arm with phase 2, e.g. numina) and, with the short arm, of its phase 1")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 

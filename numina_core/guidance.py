@@ -12,9 +12,10 @@ For each noun (in order) and frame, on the noun's token columns K:
   mean_h Σ_{j∈K} softmax_h(p)_j = min(δ·r̄, 0.95), r̄ that mean share over the reference pixels p ∈ R.
 The bias is shared by all heads, applied on the positive pass only, in every block.
 
-The plan is compiled once into dense per-row arrays, so one block call costs a gather, two small
-matmuls and one attention over the affected rows, whatever the number of nouns and frames. Later entries
-win where two nouns share a token: a later assignment replaces earlier values, later additions add.
+The plan is compiled once into dense per-row arrays, and each guided step's mask once from them (StepMask); a
+block call then only rewrites the assigned cells, the one part that reads its queries (a few gathers and small
+matmuls), and runs one masked attention, whatever the number of nouns and frames. Later entries win where two
+nouns share a token: a later assignment replaces earlier values, later additions add.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .config import BackgroundSuppressNouns, NuminaConfig
 from .grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
@@ -38,7 +40,8 @@ class GuidancePlan:
     assign_entry: int64 [R, C], the reference entry whose assignment sets (row, column), −1 for none.
     assigned_rows: int64 [A], positions in `rows` of the rows with an assignment (the only rows whose bias
       depends on the queries, so the only ones the bias reads q for); found at build time, since a nonzero on
-      the device would sync in every block call.
+      the device would sync in every block call. assigned_tokens = rows[assigned_rows] and
+      assigned_entry = assign_entry[assigned_rows], gathered once here rather than in every block call.
     reference_rows: int64 [E, P] padded indices of each entry's reference pixels, reference_weights [E, P]
       (1/|R| on real pixels, 0 on padding); reference_columns / reference_column_weights likewise for K.
     """
@@ -49,6 +52,8 @@ class GuidancePlan:
     additive: torch.Tensor
     assign_entry: torch.Tensor
     assigned_rows: torch.Tensor
+    assigned_tokens: torch.Tensor
+    assigned_entry: torch.Tensor
     reference_rows: torch.Tensor
     reference_weights: torch.Tensor
     reference_columns: torch.Tensor
@@ -149,54 +154,96 @@ def build_guidance_plan(layout: Layout, token_columns: dict[str, list[int]], con
             reference_column_groups.append(np.array(columns, dtype=np.int64)[cols])
     reference_rows, reference_weights = _padded(reference_groups)
     reference_columns, reference_column_weights = _padded(reference_column_groups)
+    assigned_rows = np.nonzero((assign_entry >= 0).any(1))[0]
     return GuidancePlan(grid, torch.from_numpy(rows), torch.tensor(columns, dtype=torch.int64),
-                        torch.from_numpy(additive), torch.from_numpy(assign_entry),
-                        torch.from_numpy(np.nonzero((assign_entry >= 0).any(1))[0]), reference_rows,
-                        reference_weights, reference_columns, reference_column_weights, config.addition_target)
+                        torch.from_numpy(additive), torch.from_numpy(assign_entry), torch.from_numpy(assigned_rows),
+                        torch.from_numpy(rows[assigned_rows]), torch.from_numpy(assign_entry[assigned_rows]),
+                        reference_rows, reference_weights, reference_columns, reference_column_weights,
+                        config.addition_target)
+
+
+_PLAN_TENSORS = ("rows", "columns", "additive", "assign_entry", "assigned_rows", "assigned_tokens", "assigned_entry",
+                 "reference_rows", "reference_weights", "reference_columns", "reference_column_weights")
 
 
 def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
     """The plan's tensors on `device` (done once per sampling run, not per block)."""
-    moved = {name: getattr(plan, name).to(device) for name in (
-        "rows", "columns", "additive", "assign_entry", "assigned_rows", "reference_rows", "reference_weights",
-        "reference_columns", "reference_column_weights")}
+    moved = {name: getattr(plan, name).to(device) for name in _PLAN_TENSORS}
     return GuidancePlan(plan.grid, **moved, addition_target=plan.addition_target)
+
+
+@dataclass
+class StepMask:
+    """The additive cross-attention mask of one guided step (one δ), shared by every block call of the step.
+
+    mask: [M, L_text] in the attention's dtype: one row per video token when `per_token` (the dense path; rows
+      outside the plan stay 0), else one per plan row (the sparse path).
+    Only the assigned cells depend on a block's queries: write_assigned_bias rewrites them, in place, in each
+    call, so a call costs about 20 small device operations instead of rebuilding the mask (about 45).
+    """
+
+    mask: torch.Tensor
+    delta: float
+    strength: float
+    plan_rows: torch.Tensor
+    """int64 [R]: the mask's row of each plan row."""
+    assigned_mask_rows: torch.Tensor
+    """int64 [A]: the mask's rows with an assignment."""
+    assigned_base: torch.Tensor
+    """float32 [A, C]: their bias per plan column before the queries' part (δ·additive; not yet × strength)."""
+
+    def on_plan_rows(self) -> torch.Tensor:
+        """The bias [R, L_text] on the plan's rows, in the mask's dtype."""
+        return self.mask[self.plan_rows]
+
+
+def step_mask(plan: GuidancePlan, delta: float, strength: float, text_tokens: int, dtype: torch.dtype,
+              video_tokens: int | None = None) -> StepMask:
+    """The mask of a step at `delta` with its assigned cells not yet written (write_assigned_bias does that):
+    one row per video token when `video_tokens` is given, else one per plan row."""
+    device = plan.rows.device
+    bias_columns = plan.additive * delta                                   # [R, C]
+    plan_rows = plan.rows if video_tokens is not None else torch.arange(len(plan.rows), device=device)
+    mask = torch.zeros(len(plan_rows) if video_tokens is None else video_tokens, text_tokens, dtype=dtype,
+                       device=device)
+    mask[plan_rows[:, None], plan.columns[None]] = (bias_columns * strength).to(dtype)
+    return StepMask(mask, delta, strength, plan_rows, plan_rows[plan.assigned_rows],
+                    bias_columns[plan.assigned_rows])
+
+
+def write_assigned_bias(step: StepMask, q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan) -> None:
+    """Write the assigned cells of `step`'s mask for one positive-pass call: q [N_h, L, d] video queries and
+    k [N_h, L_text, d] text keys of that batch row (heads split)."""
+    # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
+    # needs no look at assign_entry's values: no device sync in every block call. Only the assigned rows read
+    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32 in
+    # every block call made the 1.3B guided step 1.035× plain instead of 1.017× (docs/measurements.md).
+    if not plan.reference_rows.shape[0]:
+        return
+    heads, _, head_dim = q.shape
+    mean_scale = 1.0 / (math.sqrt(head_dim) * heads)
+    if plan.addition_target == "attention_share":
+        assigned_bias = share_bias(q, k, plan, step.delta)[:, None]
+    else:
+        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
+        q_mean = torch.einsum("hepd,ep->hed", q[:, plan.reference_rows].float(), plan.reference_weights)
+        k_mean = torch.einsum("hejd,ej->hed", k[:, plan.reference_columns].float(), plan.reference_column_weights)
+        reference_mean = torch.einsum("hed,hed->e", q_mean, k_mean) * mean_scale            # [E]
+        head_mean_scores = torch.einsum("had,hcd->ac", q[:, plan.assigned_tokens].float(),
+                                        k[:, plan.columns].float()) * mean_scale           # [A, C] mean_h s_h(p, j)
+        assigned_bias = step.delta * reference_mean[plan.assigned_entry.clamp_min(0)] - head_mean_scores
+    values = torch.where(plan.assigned_entry >= 0, step.assigned_base + assigned_bias, step.assigned_base)
+    step.mask[step.assigned_mask_rows[:, None], plan.columns[None]] = (values * step.strength).to(step.mask.dtype)
 
 
 def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float,
                          strength: float = 1.0) -> torch.Tensor:
     """The bias [R, L_text] (float32) on the plan's rows for one positive-pass cross-attention call.
 
-    q: [N_h, L, d] video queries and k: [N_h, L_text, d] text keys of that batch row (heads split).
-    """
-    heads, _, head_dim = q.shape
-    scale = 1.0 / math.sqrt(head_dim)
-    bias_columns = plan.additive * delta
-    # A plan has assigned cells exactly when it has reference entries (each entry assigns its block), so this
-    # needs no look at assign_entry's values: no device sync in every block call. Only the assigned rows read
-    # q: with background suppression the plan covers nearly every row, and gathering all of them in float32 in
-    # every block call made the 1.3B guided step 1.035× plain instead of 1.017× (docs/measurements.md).
-    if plan.reference_rows.shape[0]:
-        assigned_rows = plan.assigned_rows
-        assign_entry = plan.assign_entry[assigned_rows]                    # [A, C]
-        if plan.addition_target == "attention_share":
-            assigned_bias = share_bias(q, k, plan, delta)[:, None]
-        else:
-            # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
-            q_ref = q[:, plan.reference_rows].float()                      # [N_h, E, P, d]
-            k_ref = k[:, plan.reference_columns].float()                   # [N_h, E, J, d]
-            q_mean = (q_ref * plan.reference_weights[None, :, :, None]).sum(2)
-            k_mean = (k_ref * plan.reference_column_weights[None, :, :, None]).sum(2)
-            reference_mean = (q_mean * k_mean).sum(-1).mean(0) * scale     # [E]
-            q_rows = q[:, plan.rows[assigned_rows]].float().transpose(0, 1).reshape(len(assigned_rows), -1)
-            k_cols = k[:, plan.columns].float().transpose(0, 1).reshape(len(plan.columns), -1)
-            head_mean_scores = (q_rows @ k_cols.T) * (scale / heads)       # [A, C] mean_h s_h(p, j)
-            assigned_bias = delta * reference_mean[assign_entry.clamp_min(0)] - head_mean_scores
-        unassigned = bias_columns[assigned_rows]
-        bias_columns[assigned_rows] = torch.where(assign_entry >= 0, unassigned + assigned_bias, unassigned)
-    bias = torch.zeros(len(plan.rows), k.shape[1], dtype=torch.float32, device=q.device)
-    bias[:, plan.columns] = bias_columns * strength
-    return bias
+    q: [N_h, L, d] video queries and k: [N_h, L_text, d] text keys of that batch row (heads split)."""
+    step = step_mask(plan, delta, strength, k.shape[1], torch.float32)
+    write_assigned_bias(step, q, k, plan)
+    return step.mask
 
 
 MAX_ADDED_SHARE = 0.95
@@ -219,11 +266,10 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     reference_logits = torch.einsum("hepd,hkd->hepk", q[:, plan.reference_rows].float(), k.float()) * scale
     reference_share = (torch.softmax(reference_logits, -1) * on_entry[None, :, None]).sum(-1)   # [N_h, E, P]
     reference_share = (reference_share * plan.reference_weights[None]).sum(-1).mean(0)        # [E]
-    assign_entry = plan.assign_entry[plan.assigned_rows]
-    entry_of_row = torch.where(assign_entry >= 0, assign_entry, entries).min(1).values        # [A]
+    entry_of_row = torch.where(plan.assigned_entry >= 0, plan.assigned_entry, entries).min(1).values  # [A]
     target = (delta * reference_share[entry_of_row]).clamp(1e-6, MAX_ADDED_SHARE)
     row_on = on_entry[entry_of_row]                                                           # [A, keys]
-    logits = torch.einsum("hrd,hkd->hrk", q[:, plan.rows[plan.assigned_rows]].float(), k.float()) * scale
+    logits = torch.einsum("hrd,hkd->hrk", q[:, plan.assigned_tokens].float(), k.float()) * scale
     log_on = torch.logsumexp(logits.masked_fill(~row_on[None], -torch.inf), -1)
     log_off = torch.logsumexp(logits.masked_fill(row_on[None], -torch.inf), -1)
     gap = log_on - log_off                                                                    # [N_h, A]
@@ -236,24 +282,31 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     return (low + high) / 2
 
 
-def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
-                     bias: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d + bias)·v on every row, the plan's rows biased: [L, N_h·d] in q's dtype. For a plan that
-    covers most rows (background suppression), one call for the whole batch row is cheaper than the host's
-    attention followed by a second pass over the modulated rows."""
-    mask = q.new_zeros(q.shape[1], k.shape[1])
-    mask[plan.rows] = bias.to(q.dtype)
-    out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
+MASKED_ATTENTION_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                             SDPBackend.MATH]
+"""SDPA backends for a masked call, in ComfyUI's order: PyTorch's own ranks cuDNN last, and since the flash kernel
+takes no mask it falls to the memory-efficient one, 2.3× slower than cuDNN's on an H200 (docs/measurements.md)."""
+
+
+def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + mask)·v for q [N_h, M, d], k and v [N_h, L_text, d], mask [M, L_text] in q's dtype:
+    [M, N_h·d]."""
+    with sdpa_kernel(MASKED_ATTENTION_BACKENDS, set_priority=True):
+        out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
     return out[0].transpose(0, 1).reshape(q.shape[1], -1)
 
 
+def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: StepMask) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v on every row, the plan's rows biased (`step` one row per video token):
+    [L, N_h·d] in q's dtype. For a plan that covers most rows (background suppression), one call for the whole
+    batch row is cheaper than the host's attention followed by a second pass over the modulated rows."""
+    return masked_attention(q, k, v, step.mask)
+
+
 def modulated_attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,
-                             bias: torch.Tensor) -> torch.Tensor:
-    """softmax(q·kᵀ/√d + bias)·v on the plan's rows only: [R, N_h·d] in q's dtype.
+                             step: StepMask) -> torch.Tensor:
+    """softmax(q·kᵀ/√d + bias)·v on the plan's rows only (`step` one row per plan row): [R, N_h·d] in q's dtype.
 
     q: [N_h, L, d], k and v: [N_h, L_text, d]. One fused SDPA call over the affected rows (every other
     row keeps the host's own, unbiased attention output)."""
-    q_rows = q[:, plan.rows][None]
-    mask = bias.to(q.dtype)[None, None]
-    out = torch.nn.functional.scaled_dot_product_attention(q_rows, k[None], v[None], attn_mask=mask)
-    return out[0].transpose(0, 1).reshape(len(plan.rows), -1)
+    return masked_attention(q[:, plan.rows], k, v, step.mask)

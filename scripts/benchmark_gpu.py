@@ -269,6 +269,7 @@ class Bench:
         a guided step or phase 1 spends what plain sampling does not. Sorted by self device time (self CPU time
         on the CPU); headed by the run's wall seconds and, on the GPU, the seconds the device was busy, so that
         time the device waited for the host shows as their difference."""
+        from torch.autograd import DeviceType
         from torch.profiler import ProfilerActivity, profile
 
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_cuda() else [])
@@ -282,8 +283,9 @@ class Bench:
                 wall = time.perf_counter() - start
             events = profiler.key_averages()
             heading = f"wall {wall:.3f} s"
-            if on_cuda():
-                busy = sum(event.self_device_time_total for event in events) / 1e6
+            if on_cuda():  # device-side events only: an operator's own row repeats its kernels' time
+                busy = sum(event.self_device_time_total for event in events
+                           if event.device_type == DeviceType.CUDA) / 1e6
                 heading += f", device busy {busy:.3f} s (kernels and copies, summed)"
             tables[name] = heading + "\n" + events.table(sort_by=key, row_limit=rows)
         return tables

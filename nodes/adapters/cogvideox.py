@@ -59,7 +59,7 @@ except ImportError:  # ComfyUI before 0.33 has no native CogVideoX: the adapter 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import GuidancePlan, cross_attention_bias, modulation_delta
+from ...numina_core.guidance import GuidancePlan, cross_attention_bias, masked_attention, modulation_delta
 from ...numina_core.token_mapping import PromptTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -178,9 +178,7 @@ def joint_modulated_rows(q_video: torch.Tensor, k: torch.Tensor, v: torch.Tensor
         stop = min(len(rows), start + chunk)
         bias = torch.zeros(stop - start, keys, dtype=q_video.dtype, device=q_video.device)
         bias[:, :text_length] = text_bias[start:stop]
-        q_rows = q_video[:, rows[start:stop]][None]
-        attended = torch.nn.functional.scaled_dot_product_attention(q_rows, k[None], v[None], attn_mask=bias[None, None])
-        out[start:stop] = attended[0].transpose(0, 1).reshape(stop - start, -1)
+        out[start:stop] = masked_attention(q_video[:, rows[start:stop]], k, v, bias)
     return out
 
 

@@ -14,7 +14,7 @@ import torch
 from ...numina_core.capture import AttentionCapture
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import Layout, SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import GuidancePlan, build_guidance_plan, plan_to
+from ...numina_core.guidance import GuidancePlan, StepMask, build_guidance_plan, plan_to, step_mask
 from ...numina_core.token_mapping import PromptTokenizer
 from .hooks import PhaseOne, SharedHook, StepOfCall
 
@@ -28,6 +28,7 @@ class GuidanceHook(SharedHook):
         self.total_steps, self.first_step = total_steps, first_step
         self.strength, self.node = config.guidance_strength, node
         self._device_plan: GuidancePlan | None = None
+        self._step_mask: tuple[tuple, StepMask] | None = None
         self.step_of = StepOfCall()
         self.modulated_calls = 0
         """Attention calls whose rows were modulated."""
@@ -39,6 +40,15 @@ class GuidanceHook(SharedHook):
         if self._device_plan is None or self._device_plan.rows.device != device:
             self._device_plan = plan_to(self.plan, device)
         return self._device_plan
+
+    def step_mask_for(self, plan: GuidancePlan, delta: float, text_tokens: int, dtype: torch.dtype,
+                      video_tokens: int | None = None) -> StepMask:
+        """The mask of the step at `delta`, built by its first block call and reused by the others (only the
+        latest is kept: a step's calls come together)."""
+        key = (delta, text_tokens, dtype, video_tokens, plan.rows.device)
+        if self._step_mask is None or self._step_mask[0] != key:
+            self._step_mask = key, step_mask(plan, delta, self.strength, text_tokens, dtype, video_tokens)
+        return self._step_mask[1]
 
 
 class ModelAdapter(ABC):

@@ -21,8 +21,8 @@ import comfy.sample
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import (GuidancePlan, biased_attention, cross_attention_bias,
-                                     modulated_attention_rows, modulation_delta)
+from ...numina_core.guidance import (GuidancePlan, biased_attention, modulated_attention_rows, modulation_delta,
+                                     write_assigned_bias)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -106,6 +106,7 @@ class CrossAttentionGuidanceHook(GuidanceHook):
             check_video_tokens(q.shape[1], self.plan.grid, self.node)
             plan = self.plan_on(q.device)
             dense = len(plan.rows) >= self.dense_row_fraction * q.shape[1]
+            step = self.step_mask_for(plan, delta, k.shape[1], q.dtype, q.shape[1] if dense else None)
             if dense:
                 out = None
                 for other in (r for r in range(q.shape[0]) if r not in rows):
@@ -116,15 +117,15 @@ class CrossAttentionGuidanceHook(GuidanceHook):
                 out = plain(*a, **kw)
             for row in rows:
                 qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
-                bias = cross_attention_bias(qh, kh, plan, delta, self.strength)
+                write_assigned_bias(step, qh, kh, plan)
                 if dense:
-                    guided = biased_attention(qh, kh, vh, plan, bias)
+                    guided = biased_attention(qh, kh, vh, step)
                     out = guided.new_empty((q.shape[0],) + guided.shape) if out is None else out
                     out[row] = guided.to(out.dtype)
                 else:
-                    out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, bias).to(out.dtype)
+                    out[row, plan.rows] = modulated_attention_rows(qh, kh, vh, plan, step).to(out.dtype)
                 if self.collect_diagnostics:
-                    self.diagnostics.append(self._noun_mass(qh, kh, plan, bias))
+                    self.diagnostics.append(self._noun_mass(qh, kh, plan, step.on_plan_rows().float()))
             self.modulated_calls += 1
             return out
 

@@ -8,7 +8,7 @@ import torch
 from numina_core.config import preset
 from numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
 from numina_core.guidance import (biased_attention, build_guidance_plan, cross_attention_bias,
-                                  modulated_attention_rows, modulation_delta)
+                                  modulated_attention_rows, modulation_delta, step_mask, write_assigned_bias)
 
 REFERENCE_DELTAS = {0: 1.75, 22: 1.746, 23: 1.723, 24: 1.571, 25: 1.0, 26: 0.429, 27: 0.277, 28: 0.254, 30: 0.25}
 
@@ -77,9 +77,10 @@ def test_modulated_rows_equal_a_naive_biased_softmax():
     q = torch.randn(2, grid.tokens, 4, generator=gen)
     k = torch.randn(2, 6, 4, generator=gen)
     v = torch.randn(2, 6, 4, generator=gen)
-    bias = cross_attention_bias(q, k, plan, 1.2)
-    rows = modulated_attention_rows(q, k, v, plan, bias)
-    logits = q[:, plan.rows] @ k.transpose(1, 2) / 2 + bias
+    step = step_mask(plan, 1.2, 1.0, 6, torch.float32)
+    write_assigned_bias(step, q, k, plan)
+    rows = modulated_attention_rows(q, k, v, plan, step)
+    logits = q[:, plan.rows] @ k.transpose(1, 2) / 2 + cross_attention_bias(q, k, plan, 1.2)
     expected = (torch.softmax(logits, -1) @ v).transpose(0, 1).reshape(len(plan.rows), -1)
     torch.testing.assert_close(rows, expected, atol=1e-5, rtol=1e-5)
 
@@ -252,11 +253,41 @@ def test_biased_attention_equals_the_modulated_rows_and_plain_attention_elsewher
     q, k, v = (torch.randn(2, n, 4, generator=gen) for n in (grid.tokens, 6, 6))
     plan = build_guidance_plan(layout, columns, preset("reference", background_suppress_scale=2.0,
                                                        background_suppress_nouns="over_counted"))
-    bias = cross_attention_bias(q, k, plan, 1.2)
-    dense = biased_attention(q, k, v, plan, bias)
-    torch.testing.assert_close(dense[plan.rows], modulated_attention_rows(q, k, v, plan, bias))
+    dense_step, sparse_step = step_mask(plan, 1.2, 1.0, 6, torch.float32, grid.tokens), step_mask(plan, 1.2, 1.0, 6,
+                                                                                                  torch.float32)
+    for step in (dense_step, sparse_step):
+        write_assigned_bias(step, q, k, plan)
+    dense = biased_attention(q, k, v, dense_step)
+    torch.testing.assert_close(dense[plan.rows], modulated_attention_rows(q, k, v, plan, sparse_step))
     others = torch.ones(grid.tokens, dtype=torch.bool)
     others[plan.rows] = False
     plain = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None])[0].transpose(0, 1)
     torch.testing.assert_close(dense[others], plain.reshape(grid.tokens, -1)[others])
     assert others.any() and len(plan.rows) >= grid.tokens // 2
+
+
+@pytest.mark.parametrize("addition_target", ["logit", "attention_share"])
+def test_a_step_mask_reused_by_later_calls_equals_one_built_for_each_call(addition_target):
+    """A guided step builds its mask once and each block call rewrites only the assigned cells: after calls with
+    other queries, the mask must equal one built fresh for the last call's queries (no cell keeps an earlier
+    call's value), on the dense (per video token) and the sparse (per plan row) layout, at half strength."""
+    grid, layout, columns = small_case()
+    plan = build_guidance_plan(layout, columns, preset("reference", background_suppress_scale=2.0,
+                                                       background_suppress_nouns="over_counted",
+                                                       addition_target=addition_target))
+    assert len(plan.assigned_rows) > 0
+    gen = torch.Generator().manual_seed(11)
+    calls = [(torch.randn(2, grid.tokens, 4, generator=gen), torch.randn(2, 6, 4, generator=gen)) for _ in range(3)]
+    for video_tokens in (grid.tokens, None):
+        reused = step_mask(plan, 1.4, 0.5, 6, torch.float32, video_tokens)
+        for q, k in calls:
+            write_assigned_bias(reused, q, k, plan)
+        q, k = calls[-1]
+        fresh = step_mask(plan, 1.4, 0.5, 6, torch.float32, video_tokens)
+        write_assigned_bias(fresh, q, k, plan)
+        assert torch.equal(reused.mask, fresh.mask)
+        torch.testing.assert_close(reused.on_plan_rows(), cross_attention_bias(q, k, plan, 1.4, strength=0.5))
+        if video_tokens is not None:
+            others = torch.ones(grid.tokens, dtype=torch.bool)
+            others[plan.rows] = False
+            assert others.any() and not reused.mask[others].any()

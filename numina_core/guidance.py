@@ -176,8 +176,8 @@ def plan_to(plan: GuidancePlan, device: torch.device) -> GuidancePlan:
 class StepMask:
     """The additive cross-attention mask of one guided step (one δ), shared by every block call of the step.
 
-    mask: [M, L_text] in the attention's dtype: one row per video token when `per_token` (the dense path; rows
-      outside the plan stay 0), else one per plan row (the sparse path).
+    mask: [M, L_text] in the attention's dtype: one row per video token when built with `video_tokens` (the
+      dense path; rows outside the plan stay 0), else one per plan row (the sparse path).
     Only the assigned cells depend on a block's queries: write_assigned_bias rewrites them, in place, in each
     call, so a call costs about 20 small device operations instead of rebuilding the mask (about 45).
     """

@@ -109,6 +109,26 @@ def test_rank3_projection_of_a_rank_one_matrix_has_one_nonzero_component():
     assert projection[0, :, 1:].abs().max() < 1e-4
 
 
+def test_rank3_projection_equals_the_exact_pca_and_a_constant_map_gives_zeros():
+    """The range finder's orthonormalisation (CholeskyQR2) keeps the exact rank-3 PCA on matrices with a clear
+    spectral gap, and a map whose rows are all equal (nothing left after centring) gives zeros, not a failure."""
+    gen = torch.Generator().manual_seed(3)
+    left = torch.linalg.qr(torch.randn(4, 40, 40, generator=gen, dtype=torch.float64)).Q
+    right = torch.linalg.qr(torch.randn(4, 30, 30, generator=gen, dtype=torch.float64)).Q
+    spectrum = torch.tensor([9.0, 5.0, 3.0] + [0.3 * 0.8 ** i for i in range(27)], dtype=torch.float64)
+    matrices = left[:, :, :30] @ torch.diag_embed(spectrum.expand(4, -1)) @ right.transpose(1, 2)
+    projection = rank3_pca_projection(matrices.float().clone(), power_iterations=4, oversamples=8,
+                                      generator=torch.Generator().manual_seed(0))
+    centred = matrices - matrices.mean(dim=1, keepdim=True)
+    u, s, _ = torch.linalg.svd(centred)
+    exact = u[..., :3] * s[:, None, :3]
+    exact = exact * torch.sign(torch.gather(exact, 1, exact.abs().argmax(dim=1, keepdim=True)))
+    torch.testing.assert_close(projection.double(), exact, atol=1e-4, rtol=1e-4)
+    constant = torch.ones(2, 12, 12) / 12
+    flat = rank3_pca_projection(constant, power_iterations=4, oversamples=8)
+    assert torch.isfinite(flat).all() and flat.abs().max() == 0
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here")
 def test_self_attention_summary_on_cuda_matches_cpu(qk):
     q, k = qk

@@ -23,8 +23,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import contextlib
+import inspect
+
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .config import BackgroundSuppressNouns, NuminaConfig
 from .grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
@@ -282,16 +284,28 @@ def share_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: floa
     return (low + high) / 2
 
 
-MASKED_ATTENTION_BACKENDS = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                             SDPBackend.MATH]
-"""SDPA backends for a masked call, in ComfyUI's order: PyTorch's own ranks cuDNN last, and since the flash kernel
-takes no mask it falls to the memory-efficient one, 2.3× slower than cuDNN's on an H200 (docs/measurements.md)."""
+try:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    CAN_SET_SDPA_PRIORITY = "set_priority" in inspect.signature(sdpa_kernel).parameters
+except ImportError:
+    CAN_SET_SDPA_PRIORITY = False
+
+
+def masked_attention_priority() -> contextlib.AbstractContextManager:
+    """SDPA backends for a masked call in ComfyUI's order, cuDNN first: PyTorch's own order ranks cuDNN last, and
+    since the flash kernel takes no mask a masked call fell to the memory-efficient one, 2.3× slower than cuDNN's
+    on an H200 (docs/measurements.md). PyTorch's default where it cannot set a priority (before 2.6), as ComfyUI."""
+    if not CAN_SET_SDPA_PRIORITY:
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH], set_priority=True)
 
 
 def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """softmax(q·kᵀ/√d + mask)·v for q [N_h, M, d], k and v [N_h, L_text, d], mask [M, L_text] in q's dtype:
     [M, N_h·d]."""
-    with sdpa_kernel(MASKED_ATTENTION_BACKENDS, set_priority=True):
+    with masked_attention_priority():
         out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
     return out[0].transpose(0, 1).reshape(q.shape[1], -1)
 

@@ -291,3 +291,18 @@ def test_a_step_mask_reused_by_later_calls_equals_one_built_for_each_call(additi
             others = torch.ones(grid.tokens, dtype=torch.bool)
             others[plan.rows] = False
             assert others.any() and not reused.mask[others].any()
+
+
+def test_masked_attention_is_the_same_with_and_without_a_backend_priority(monkeypatch):
+    """The masked call asks for cuDNN first where PyTorch can set a backend priority; where it cannot (before
+    2.6) it runs PyTorch's default order, with the same result."""
+    from numina_core import guidance
+
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, n, 8, generator=gen) for n in (10, 6, 6))
+    mask = torch.randn(10, 6, generator=gen) * 3
+    expected = (torch.softmax(q @ k.transpose(1, 2) / math.sqrt(8) + mask, -1) @ v).transpose(0, 1).reshape(10, -1)
+    prioritised = guidance.masked_attention(q, k, v, mask)
+    monkeypatch.setattr(guidance, "CAN_SET_SDPA_PRIORITY", False)
+    torch.testing.assert_close(guidance.masked_attention(q, k, v, mask), prioritised)
+    torch.testing.assert_close(prioritised, expected, atol=1e-5, rtol=1e-5)

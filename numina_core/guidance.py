@@ -295,7 +295,8 @@ except ImportError:
 def masked_attention_priority() -> contextlib.AbstractContextManager:
     """SDPA backends for a masked call in ComfyUI's order, cuDNN first: PyTorch's own order ranks cuDNN last, and
     since the flash kernel takes no mask a masked call fell to the memory-efficient one, 2.3× slower than cuDNN's
-    on an H200 (docs/measurements.md). PyTorch's default where it cannot set a priority (before 2.6), as ComfyUI."""
+    on an H200 (docs/measurements.md). Where an older PyTorch cannot set a priority, its default order, as
+    ComfyUI does."""
     if not CAN_SET_SDPA_PRIORITY:
         return contextlib.nullcontext()
     return sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,

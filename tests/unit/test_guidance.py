@@ -294,8 +294,8 @@ def test_a_step_mask_reused_by_later_calls_equals_one_built_for_each_call(additi
 
 
 def test_masked_attention_is_the_same_with_and_without_a_backend_priority(monkeypatch):
-    """The masked call asks for cuDNN first where PyTorch can set a backend priority; where it cannot (before
-    2.6) it runs PyTorch's default order, with the same result."""
+    """The masked call asks for cuDNN first where PyTorch can set a backend priority; where it cannot (an
+    older PyTorch) it runs PyTorch's default order, with the same result."""
     from numina_core import guidance
 
     gen = torch.Generator().manual_seed(5)

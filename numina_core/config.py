@@ -17,7 +17,7 @@ Four presets are defined:
   redrawn elsewhere and a noun that already counts right is not drawn where the corrected noun's objects go;
   phase 1 reaches the capture in 6 steps. The default preset: on the testbed's 200 held-out prompts CountAcc
   0.6375 at CFG 5 (the reference 0.447, plain sampling 0.417), at or above plain sampling at every requested
-  count, for 1.17× the time of plain sampling on Wan2.1 1.3B at 50 steps.
+  count, for 1.16× the time of plain sampling on Wan2.1 1.3B at 50 steps.
 * ``improved (late capture)`` is ``improved`` with phase 1 on the run's own schedule (30 of 50 steps to the
   capture): its layouts are more faithful (held-out 0.626 before focus ownership was added; not measured
   since) and when the layout needs no correction phase 1 finishes the video (1.0×), but a corrected video
@@ -316,7 +316,7 @@ PRESETS: dict[str, NuminaConfig] = {
     # Chosen on the testbed's tuning prompts (docs/measurements.md, 2026-12-03): the late capture alone lost
     # CountAcc, background suppression alone lost it at k = 1 and at CFG 1; together, and for over-counted nouns
     # only, they gain at both CFGs. The 6-step phase 1 costs 1 point held-out (2.9 on tuning) for 1.18× instead
-    # of 1.66×. Focus ownership 'strongest' led the 300 tuning prompts by 2.9 points (rule and runs: the
+    # of 1.66× (1.3B, then; 1.16× since the cuDNN-first guided attention). Focus ownership 'strongest' led the 300 tuning prompts by 2.9 points (rule and runs: the
     # measurements' third session on k = 1). Suppressing every noun's background but an under-counted one's met
     # the fourth session's rule on 300 fresh tuning prompts: k = 1 0.488 → 0.529 (plain 0.455), CountAcc +1.4,
     # CFG 1 +1.7.

@@ -59,7 +59,7 @@ except ImportError:  # ComfyUI before 0.33 has no native CogVideoX: the adapter 
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import GuidancePlan, cross_attention_bias, masked_attention, modulation_delta
+from ...numina_core.guidance import GuidancePlan, masked_attention, modulation_delta, write_assigned_bias
 from ...numina_core.token_mapping import PromptTokenizer
 from .contract import GuidanceHook, ModelAdapter
 from .hooks import (CaptureComplete, PhaseOne, SharedHook, StepOfCall, add_outermost_wrapper, check_video_tokens,
@@ -212,14 +212,15 @@ class JointAttentionGuidanceHook(GuidanceHook):
         heads = heads_of(a, kw)
         check_video_tokens(q.shape[1] - text_length, self.plan.grid, self.node)
         plan = self.plan_on(q.device)
+        step = self.step_mask_for(plan, delta, text_length, q.dtype)
         for row in positive_rows(options, q.shape[0]):
             qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
             q_video = qh[:, text_length:]
-            text_bias = cross_attention_bias(q_video, kh[:, :text_length], plan, delta, self.strength)
-            rows = joint_modulated_rows(q_video, kh, vh, plan.rows, text_bias)
+            write_assigned_bias(step, q_video, kh[:, :text_length], plan)
+            rows = joint_modulated_rows(q_video, kh, vh, plan.rows, step.mask)
             out[row, text_length + plan.rows] = rows.to(out.dtype)
             if self.collect_diagnostics:
-                self.diagnostics.append(joint_noun_mass(q_video, kh, plan.rows, text_bias))
+                self.diagnostics.append(joint_noun_mass(q_video, kh, plan.rows, step.mask.float()))
         self.modulated_calls += 1
         return out
 

@@ -187,7 +187,12 @@ class StepMask:
     assigned_mask_rows: torch.Tensor
     """int64 [A]: the mask's rows with an assignment."""
     assigned_base: torch.Tensor
-    """float32 [A, C]: their bias per plan column before the queries' part (δ·additive; not yet × strength)."""
+    """float32 [A, C]: their value before the queries' part (δ·additive·strength)."""
+    assigned_gain: torch.Tensor
+    """float32 [A, C]: the queries' part's weight in each cell: strength where the cell has a reference entry,
+    else 0."""
+    assigned_entry: torch.Tensor
+    """int64 [A, C]: each cell's reference entry (0 where it has none: its gain is 0)."""
 
     def on_plan_rows(self) -> torch.Tensor:
         """The bias [R, L_text] on the plan's rows, in the mask's dtype."""
@@ -204,8 +209,10 @@ def step_mask(plan: GuidancePlan, delta: float, strength: float, text_tokens: in
     mask = torch.zeros(len(plan_rows) if video_tokens is None else video_tokens, text_tokens, dtype=dtype,
                        device=device)
     mask[plan_rows[:, None], plan.columns[None]] = (bias_columns * strength).to(dtype)
+    has_entry = plan.assigned_entry >= 0
     return StepMask(mask, delta, strength, plan_rows, plan_rows[plan.assigned_rows],
-                    bias_columns[plan.assigned_rows])
+                    bias_columns[plan.assigned_rows] * strength, has_entry.float() * strength,
+                    plan.assigned_entry.clamp_min(0))
 
 
 def write_assigned_bias(step: StepMask, q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan) -> None:
@@ -217,20 +224,30 @@ def write_assigned_bias(step: StepMask, q: torch.Tensor, k: torch.Tensor, plan: 
     # every block call made the 1.3B guided step 1.035× plain instead of 1.017× (docs/measurements.md).
     if not plan.reference_rows.shape[0]:
         return
-    heads, _, head_dim = q.shape
-    mean_scale = 1.0 / (math.sqrt(head_dim) * heads)
     if plan.addition_target == "attention_share":
-        assigned_bias = share_bias(q, k, plan, step.delta)[:, None]
+        values = torch.addcmul(step.assigned_base, step.assigned_gain, share_bias(q, k, plan, step.delta)[:, None])
     else:
-        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k.
-        q_mean = torch.einsum("hepd,ep->hed", q[:, plan.reference_rows].float(), plan.reference_weights)
-        k_mean = torch.einsum("hejd,ej->hed", k[:, plan.reference_columns].float(), plan.reference_column_weights)
-        reference_mean = torch.einsum("hed,hed->e", q_mean, k_mean) * mean_scale            # [E]
-        head_mean_scores = torch.einsum("had,hcd->ac", q[:, plan.assigned_tokens].float(),
-                                        k[:, plan.columns].float()) * mean_scale           # [A, C] mean_h s_h(p, j)
-        assigned_bias = step.delta * reference_mean[plan.assigned_entry.clamp_min(0)] - head_mean_scores
-    values = torch.where(plan.assigned_entry >= 0, step.assigned_base + assigned_bias, step.assigned_base)
-    step.mask[step.assigned_mask_rows[:, None], plan.columns[None]] = (values * step.strength).to(step.mask.dtype)
+        # ā per entry: the mean of s_h(p, j) over h, p ∈ R, j ∈ K factorises into mean q · mean k, and a mean
+        # over heads of per-head dot products is one dot product over the heads side by side. The gathers and
+        # matmuls stay in q's dtype (they accumulate in float32) instead of copying the gathered rows to float32.
+        heads, _, head_dim = q.shape
+        mean_scale = 1.0 / (math.sqrt(head_dim) * heads)
+        weights = plan.reference_weights.to(q.dtype)[:, None]                                   # [E, 1, P]
+        column_weights = plan.reference_column_weights.to(k.dtype)[:, None]                     # [E, 1, J]
+        q_mean = torch.bmm(weights, token_rows(q, plan.reference_rows)).float()                 # [E, 1, N_h·d]
+        k_mean = torch.bmm(column_weights, token_rows(k, plan.reference_columns)).float()
+        reference_sum = (q_mean * k_mean).sum((1, 2))                                          # [E]
+        scores = (token_rows(q, plan.assigned_tokens) @ token_rows(k, plan.columns).T).float()  # [A, C] Σ_h
+        values = torch.addcmul(step.assigned_base, step.assigned_gain, reference_sum[step.assigned_entry],
+                               value=step.delta * mean_scale)
+        values.addcmul_(step.assigned_gain, scores, value=-mean_scale)
+    step.mask[step.assigned_mask_rows[:, None], plan.columns[None]] = values.to(step.mask.dtype)
+
+
+def token_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Tokens `index` (any shape) of a heads-split t [N_h, L, d] as [*index.shape, N_h·d], the heads side by side:
+    one gather in t's dtype (a view of [L, N_h, d] when t was split from [L, N_h·d])."""
+    return t.transpose(0, 1)[index].flatten(-2)
 
 
 def cross_attention_bias(q: torch.Tensor, k: torch.Tensor, plan: GuidancePlan, delta: float,

@@ -162,7 +162,7 @@ def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg
 
     def capture_point(config) -> tuple:
         return (config.capture_block_for(pipeline.adapter.blocks), config.capture_step_for(session.settings.steps),
-                config.capture_schedule_steps)
+                config.capture_schedule_steps, config.capture_schedule_spacing)
 
     hits = {name: [] for name in variants}
     for i, prompt in enumerate(prompts):
@@ -281,7 +281,7 @@ def run_studies(args) -> dict:
 
     settings = SamplingSettings(steps=args.steps, frames=args.frames)
     session = TestbedSession.load(args.weights, settings)
-    prompts = load_prompts(args.prompts, args.prompt_seed, None)
+    prompts = load_prompts(args.prompts, args.prompt_seed, args.prompt_file)
     variants = json.loads(args.variants)
     guidance = json.loads(args.guidance)
     scopes = args.token_scope or ["noun"]
@@ -320,6 +320,7 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument("--prompts", type=int, default=60)
     parser.add_argument("--prompt-seed", type=int, default=777, help="tuning prompts (evaluation uses 1234)")
+    parser.add_argument("--prompt-file", type=Path, help="one prompt per line instead of generated prompts")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=20)

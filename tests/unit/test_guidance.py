@@ -306,3 +306,20 @@ def test_masked_attention_is_the_same_with_and_without_a_backend_priority(monkey
     monkeypatch.setattr(guidance, "CAN_SET_SDPA_PRIORITY", False)
     torch.testing.assert_close(guidance.masked_attention(q, k, v, mask), prioritised)
     torch.testing.assert_close(prioritised, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_half_precision_queries_give_the_float32_bias_within_their_rounding():
+    """The assigned cells are computed in the attention's dtype (matmuls accumulate in float32): from bfloat16
+    queries and keys the mask must equal the float32 bias of the same values to bfloat16's resolution."""
+    grid, layout, columns = small_case()
+    plan = build_guidance_plan(layout, columns, preset("reference", background_suppress_scale=2.0,
+                                                       background_suppress_nouns="over_counted"))
+    gen = torch.Generator().manual_seed(3)
+    q = (torch.randn(8, grid.tokens, 16, generator=gen) * 2).bfloat16()
+    k = (torch.randn(8, 6, 16, generator=gen) * 2).bfloat16()
+    exact = cross_attention_bias(q.float(), k.float(), plan, 1.6, strength=0.5)
+    half = step_mask(plan, 1.6, 0.5, 6, torch.bfloat16)
+    write_assigned_bias(half, q, k, plan)
+    assigned = plan.assigned_rows
+    assert exact[assigned][:, plan.columns].abs().max() > 0.5  # the queries' part is not negligible
+    torch.testing.assert_close(half.mask.float(), exact, atol=0.02, rtol=2 ** -7)

@@ -37,7 +37,7 @@ def capture_step_indices_by_sigma(sigmas: torch.Tensor, steps: int) -> torch.Ten
     and the last included, each the nearest to evenly spaced noise levels between sigmas[0] and sigmas[-1]."""
     last = len(sigmas) - 1
     targets = torch.linspace(float(sigmas[0]), float(sigmas[-1]), steps + 1, dtype=torch.float64)
-    nearest = (sigmas.double()[None] - targets[:, None]).abs().argmin(1).tolist()
+    nearest = (sigmas.double().cpu()[None] - targets[:, None]).abs().argmin(1).tolist()
     nearest[0], nearest[-1] = 0, last
     # Where the schedule is coarser than the targets, two may pick one sigma: keep each index at least one
     # above the one before and one below the one after, which fits since steps < last.

@@ -37,7 +37,6 @@ from typing import Literal, get_args
 
 CrossAttentionHeadMode = Literal["mean", "peak"]
 ScheduleAxis = Literal["step", "progress"]
-ScheduleSpacing = Literal["step", "sigma"]
 AdditionTarget = Literal["logit", "attention_share"]
 BackgroundSuppressNouns = Literal["all", "over_counted", "not_under_counted"]
 FocusOwnership = Literal["shared", "strongest", "strongest_relative"]
@@ -67,12 +66,8 @@ class NuminaConfig:
     capture_schedule_steps: int = 0
     """*(deviation)* Steps phase 1 takes to reach the capture step's noise level. 0: the run's own schedule,
     steps 0..t*-1 then the capture at t* (the reference; t*+1 model evaluations). k > 0: k of the run's own
-    sigmas from the first down to sigma(t*), spaced as capture_schedule_spacing says, then the capture at
-    exactly sigma(t*): k+1 evaluations (numina_core/schedule.py). Values ≥ t* are the reference."""
-    capture_schedule_spacing: ScheduleSpacing = "step"
-    """*(deviation)* How a short phase 1 (capture_schedule_steps k > 0) picks its k sigmas from the run's own:
-    'step' evenly in step index; 'sigma' evenly in noise level (each the nearest of the run's sigmas), which on
-    shifted flow schedules moves steps from the nearly linear start toward the capture point."""
+    sigmas from the first down to sigma(t*), evenly spaced in step index, then the capture at exactly
+    sigma(t*): k+1 evaluations (numina_core/schedule.py). Values ≥ t* are the reference."""
 
     finish_when_nothing_to_correct: bool = True
     """*(deviation; changes no result, only cost)* When the layout refined at the capture needs no correction
@@ -312,7 +307,6 @@ LITERAL_FIELDS: dict[str, tuple[str, ...]] = {
     "background_suppress_nouns": get_args(BackgroundSuppressNouns),
     "focus_ownership": get_args(FocusOwnership),
     "schedule_axis": get_args(ScheduleAxis),
-    "capture_schedule_spacing": get_args(ScheduleSpacing),
 }
 
 

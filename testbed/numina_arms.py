@@ -162,7 +162,7 @@ def layout_agreement(session: TestbedSession, prompts: list[str], seed: int, cfg
 
     def capture_point(config) -> tuple:
         return (config.capture_block_for(pipeline.adapter.blocks), config.capture_step_for(session.settings.steps),
-                config.capture_schedule_steps, config.capture_schedule_spacing)
+                config.capture_schedule_steps)
 
     hits = {name: [] for name in variants}
     for i, prompt in enumerate(prompts):

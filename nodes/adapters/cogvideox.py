@@ -289,8 +289,7 @@ class CogVideoXAdapter(ModelAdapter):
                                      joint_attention_wrapper(hook.attend, hook.wants_call))
         add_outermost_wrapper(patched, force_step_evaluation(step))
         return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
-                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish,
-                             config.capture_schedule_spacing)
+                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
     def install_guidance(self, plan: GuidancePlan, config: NuminaConfig, steps: int,
                          first_step: int) -> tuple[object, GuidanceHook]:

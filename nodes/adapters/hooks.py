@@ -159,12 +159,11 @@ class PhaseOne:
 
 def run_phase_one(patched, provenance: SamplingProvenance, positive, negative, latent: dict, samples, step: int,
                   x0_store: dict | None, capture_of: Callable[[], AttentionCapture | None], node: str,
-                  schedule_steps: int = 0, finish: Callable[[AttentionCapture], bool] | None = None,
-                  schedule_spacing: str = "step") -> PhaseOne:
+                  schedule_steps: int = 0, finish: Callable[[AttentionCapture], bool] | None = None) -> PhaseOne:
     """Phase 1 on the patched clone (its capture hook raises CaptureComplete at `step`), from KSampler's noise
-    for the seed. schedule_steps k > 0 (< step): the sampler walks k of the run's sigmas down to sigma(step),
-    spaced by `schedule_spacing` (numina_core/schedule.py), on ComfyUI's custom-sigmas path, then evaluates the
-    capture there. `finish` (full schedule only): sample the whole run and let `finish(capture)` decide at the capture whether to go
+    for the seed. schedule_steps k > 0 (< step): the sampler walks k of the run's sigmas down to sigma(step)
+    (numina_core/schedule.py) on ComfyUI's custom-sigmas path, then evaluates the capture there. `finish`
+    (full schedule only): sample the whole run and let `finish(capture)` decide at the capture whether to go
     on to the end (PhaseOne.samples is then KSampler's latent for these settings) or stop there."""
     noise = comfy.sample.prepare_noise(samples, provenance.seed, latent.get("batch_index"))
     sigmas, last_step = None, step + 1
@@ -177,7 +176,7 @@ def run_phase_one(patched, provenance: SamplingProvenance, positive, negative, l
                                      finish_or_stop(capture_of, finish))
     elif 0 < schedule_steps < step:
         full = run_schedule(patched, provenance)
-        sigmas, last_step = short_capture_schedule(full, step, schedule_steps, schedule_spacing), None
+        sigmas, last_step = short_capture_schedule(full, step, schedule_steps), None
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.SAMPLER_SAMPLE, WRAPPER_KEY,
                                      report_schedule(full[: step + 2]))
     preview_steps = len(sigmas) - 1 if sigmas is not None else provenance.steps if last_step is None else step + 1

@@ -206,8 +206,7 @@ class WanAdapter(ModelAdapter):
             patched.set_model_patch_replace(pass_through, "dit", "double_block", later)
         add_outermost_wrapper(patched, force_step_evaluation(step))
         return run_phase_one(patched, provenance, positive, negative, latent, samples, step, x0_store,
-                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish,
-                             config.capture_schedule_spacing)
+                             lambda: hook.capture, self.node, config.capture_schedule_steps, finish)
 
     def install_guidance(self, plan: GuidancePlan, config: NuminaConfig, steps: int,
                          first_step: int) -> tuple[object, GuidanceHook]:

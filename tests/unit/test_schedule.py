@@ -35,37 +35,3 @@ def test_capture_at_the_first_step_needs_no_sampling():
 def test_impossible_requests_raise(step, steps):
     with pytest.raises(ValueError):
         short_capture_schedule(FULL, step, steps)
-
-
-def shifted_flow_schedule(steps: int, shift: float) -> torch.Tensor:
-    """ComfyUI's 'simple' schedule under a flow shift: slow in sigma at the start, fast toward the end."""
-    t = torch.linspace(1.0, 0.0, steps + 1, dtype=torch.float64)
-    return shift * t / (1 + (shift - 1) * t)
-
-
-def test_sigma_spacing_on_an_even_schedule_is_step_spacing():
-    assert torch.equal(short_capture_schedule(FULL, 20, 4, "sigma"), short_capture_schedule(FULL, 20, 4, "step"))
-
-
-def test_sigma_spacing_moves_steps_toward_the_capture_on_a_shifted_schedule():
-    full = shifted_flow_schedule(50, 8.0)
-    by_step = short_capture_schedule(full, 30, 6, "step")
-    by_sigma = short_capture_schedule(full, 30, 6, "sigma")
-    indices = [int((full - sigma).abs().argmin()) for sigma in by_sigma]
-    assert indices == [0, 9, 15, 20, 24, 27, 30, 31]
-    gaps_step, gaps_sigma = -by_step[:-1].diff(), -by_sigma[:-1].diff()
-    # evenly in noise level: the largest gap is well under the step spacing's, which grows toward the capture
-    assert gaps_sigma.max() < 0.75 * gaps_step.max()
-    assert gaps_sigma.max() - gaps_sigma.min() < 0.01
-
-
-def test_sigma_spacing_never_repeats_a_sigma_where_the_schedule_is_coarse():
-    full = torch.tensor([1.0, 0.999, 0.998, 0.997, 0.5, 0.2, 0.1, 0.0], dtype=torch.float64)
-    short = short_capture_schedule(full, 6, 5, "sigma")
-    assert short[0] == 1.0 and short[-2] == full[6] and short[-1] == full[7]
-    assert bool((short.diff() < 0).all())
-
-
-def test_unknown_spacing_raises():
-    with pytest.raises(ValueError, match="spacing"):
-        short_capture_schedule(FULL, 20, 4, "log")

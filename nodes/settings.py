@@ -25,8 +25,9 @@ class NuminaSettings(io.ComfyNode):
                                tooltip="improved: the best measured counts for about 1.2x the time of a plain video "
                                        "(the first pass takes 6 quick steps). improved (late capture): the same, "
                                        "with the first pass on the run's own steps: layouts closer to the finished "
-                                       "video, about 1.7x the time, or 1x when nothing needs correcting (the first pass then "
-                                       "finishes the video). "
+                                       "video and right counts more often (4-6 points more on the test model), "
+                                       "about 1.7x the time, or 1x when nothing needs correcting (the first pass "
+                                       "then finishes the video). "
                                        "reference: exactly what the authors' released code does. paper: as the paper "
                                        "describes it (one attention head per object word)."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=10.0, step=0.05,

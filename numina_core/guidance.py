@@ -246,7 +246,7 @@ def write_assigned_bias(step: StepMask, q: torch.Tensor, k: torch.Tensor, plan: 
 
 def token_rows(t: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Tokens `index` (any shape) of a heads-split t [N_h, L, d] as [*index.shape, N_h·d], the heads side by side:
-    one gather in t's dtype (a view of [L, N_h, d] when t was split from [L, N_h·d])."""
+    one gather in t's dtype, reading contiguous rows when t is a split view of [L, N_h·d] (as the hooks pass)."""
     return t.transpose(0, 1)[index].flatten(-2)
 
 

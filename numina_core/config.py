@@ -315,11 +315,12 @@ PRESETS: dict[str, NuminaConfig] = {
     "paper": NuminaConfig(cross_attention_head_mode="peak", cross_attn_peak_ratio=0.1),
     # Chosen on the testbed's tuning prompts (docs/measurements.md, 2026-12-03): the late capture alone lost
     # CountAcc, background suppression alone lost it at k = 1 and at CFG 1; together, and for over-counted nouns
-    # only, they gain at both CFGs. The 6-step phase 1 costs 1 point held-out (2.9 on tuning) for 1.18× instead
-    # of 1.66× (1.3B, then; 1.16× since the cuDNN-first guided attention). Focus ownership 'strongest' led the 300 tuning prompts by 2.9 points (rule and runs: the
-    # measurements' third session on k = 1). Suppressing every noun's background but an under-counted one's met
-    # the fourth session's rule on 300 fresh tuning prompts: k = 1 0.488 → 0.529 (plain 0.455), CountAcc +1.4,
-    # CFG 1 +1.7.
+    # only, they gain at both CFGs. The 6-step phase 1 cost 1 point held-out (2.9 on tuning) for 1.18× instead
+    # of 1.66× (1.3B, then; 1.16× since the cuDNN-first guided attention); measured again in the sixth session,
+    # 4.1 points on 300 tuning prompts at 20 steps and 6.4 on 100 at 50. Focus ownership 'strongest' led the
+    # 300 tuning prompts by 2.9 points (rule and runs: the measurements' third session on k = 1). Suppressing
+    # every noun's background but an under-counted one's met the fourth session's rule on 300 fresh tuning
+    # prompts: k = 1 0.488 → 0.529 (plain 0.455), CountAcc +1.4, CFG 1 +1.7.
     "improved": NuminaConfig(split_clusters_into_components=True, add_uncovered_focus_components=True,
                              cross_attn_peak_ratio=0.2, whole_additions=True, min_instance_pixels=4,
                              min_peak_to_median=2.0, reference_step=30, reference_layer_depth=2 / 3,

@@ -19,13 +19,12 @@ nouns share a token: a later assignment replaces earlier values, later additions
 """
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
-import contextlib
-import inspect
-
 import torch
 
 from .config import BackgroundSuppressNouns, NuminaConfig
@@ -181,7 +180,6 @@ class StepMask:
 
     mask: torch.Tensor
     delta: float
-    strength: float
     plan_rows: torch.Tensor
     """int64 [R]: the mask's row of each plan row."""
     assigned_mask_rows: torch.Tensor
@@ -210,7 +208,7 @@ def step_mask(plan: GuidancePlan, delta: float, strength: float, text_tokens: in
                        device=device)
     mask[plan_rows[:, None], plan.columns[None]] = (bias_columns * strength).to(dtype)
     has_entry = plan.assigned_entry >= 0
-    return StepMask(mask, delta, strength, plan_rows, plan_rows[plan.assigned_rows],
+    return StepMask(mask, delta, plan_rows, plan_rows[plan.assigned_rows],
                     bias_columns[plan.assigned_rows] * strength, has_entry.float() * strength,
                     plan.assigned_entry.clamp_min(0))
 
@@ -321,13 +319,6 @@ def masked_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: to
     with masked_attention_priority():
         out = torch.nn.functional.scaled_dot_product_attention(q[None], k[None], v[None], attn_mask=mask[None, None])
     return out[0].transpose(0, 1).reshape(q.shape[1], -1)
-
-
-def biased_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, step: StepMask) -> torch.Tensor:
-    """softmax(q·kᵀ/√d + bias)·v on every row, the plan's rows biased (`step` one row per video token):
-    [L, N_h·d] in q's dtype. For a plan that covers most rows (background suppression), one call for the whole
-    batch row is cheaper than the host's attention followed by a second pass over the modulated rows."""
-    return masked_attention(q, k, v, step.mask)
 
 
 def modulated_attention_rows(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, plan: GuidancePlan,

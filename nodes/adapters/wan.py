@@ -21,7 +21,7 @@ import comfy.sample
 from ...numina_core.capture import AttentionCapture, split_heads, summarize_cross_attention, summarize_self_attention
 from ...numina_core.config import NuminaConfig
 from ...numina_core.grid import SamplingProvenance, TokenGrid, VideoGeometry
-from ...numina_core.guidance import (GuidancePlan, biased_attention, modulated_attention_rows, modulation_delta,
+from ...numina_core.guidance import (GuidancePlan, masked_attention, modulated_attention_rows, modulation_delta,
                                      write_assigned_bias)
 from ...numina_core.token_mapping import PromptTokenizer, SentencePieceTokenizer
 from .contract import GuidanceHook, ModelAdapter
@@ -119,7 +119,7 @@ class CrossAttentionGuidanceHook(GuidanceHook):
                 qh, kh, vh = (split_heads(t[row], heads) for t in (q, k, v))
                 write_assigned_bias(step, qh, kh, plan)
                 if dense:
-                    guided = biased_attention(qh, kh, vh, step)
+                    guided = masked_attention(qh, kh, vh, step.mask)
                     out = guided.new_empty((q.shape[0],) + guided.shape) if out is None else out
                     out[row] = guided.to(out.dtype)
                 else:

@@ -7,7 +7,7 @@ import torch
 
 from numina_core.config import preset
 from numina_core.grid import FIRST_ADDED, REMOVED, Layout, TokenGrid
-from numina_core.guidance import (biased_attention, build_guidance_plan, cross_attention_bias,
+from numina_core.guidance import (build_guidance_plan, cross_attention_bias, masked_attention,
                                   modulated_attention_rows, modulation_delta, step_mask, write_assigned_bias)
 
 REFERENCE_DELTAS = {0: 1.75, 22: 1.746, 23: 1.723, 24: 1.571, 25: 1.0, 26: 0.429, 27: 0.277, 28: 0.254, 30: 0.25}
@@ -245,7 +245,7 @@ def test_background_suppression_of_every_noun_but_the_under_counted():
     assert bias[0, 1].item() == 0.0 and bias[8, 4].item() == -10.0
 
 
-def test_biased_attention_equals_the_modulated_rows_and_plain_attention_elsewhere():
+def test_dense_masked_attention_equals_the_modulated_rows_and_plain_attention_elsewhere():
     """The dense path (one attention over every row, the plan's rows biased) gives the sparse path's rows on the
     plan and unbiased attention on every other row."""
     grid, layout, columns = small_case()
@@ -257,7 +257,7 @@ def test_biased_attention_equals_the_modulated_rows_and_plain_attention_elsewher
                                                                                                   torch.float32)
     for step in (dense_step, sparse_step):
         write_assigned_bias(step, q, k, plan)
-    dense = biased_attention(q, k, v, dense_step)
+    dense = masked_attention(q, k, v, dense_step.mask)
     torch.testing.assert_close(dense[plan.rows], modulated_attention_rows(q, k, v, plan, sparse_step))
     others = torch.ones(grid.tokens, dtype=torch.bool)
     others[plan.rows] = False

@@ -279,14 +279,14 @@ def run_studies(args) -> dict:
     on a tuning prompt set (a different prompt seed from the evaluation's)."""
     from testbed.evaluate import SamplingSettings, load_prompts
 
-    settings = SamplingSettings(steps=args.steps, frames=args.frames)
+    settings = SamplingSettings(steps=args.steps, sampler=args.sampler, scheduler=args.scheduler, frames=args.frames)
     session = TestbedSession.load(args.weights, settings)
     prompts = load_prompts(args.prompts, args.prompt_seed, args.prompt_file)
     variants = json.loads(args.variants)
     guidance = json.loads(args.guidance)
     scopes = args.token_scope or ["noun"]
     report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps,
-              "guidance": guidance}
+              "sampler": args.sampler, "scheduler": args.scheduler, "guidance": guidance}
     start = time.time()
     if variants:
         report["agreement"] = layout_agreement(session, prompts, args.seed, args.cfg, variants)
@@ -324,6 +324,8 @@ def add_study_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cfg", type=float, default=5.0)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--sampler", default="euler", help="ComfyUI sampler of every run (as evaluate's --sampler)")
+    parser.add_argument("--scheduler", default="simple")
     parser.add_argument("--frames", type=int, default=FRAMES)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help='JSON {"name": {"preset": "improved", "<config field>": value, …}, …}')

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
+
 from devtools.comfyui import import_comfyui
 
 
@@ -59,11 +61,13 @@ def main(argv: list[str] | None = None) -> int:
 
         print(publish_weights(args.checkpoint, args.to or DEFAULT_WEIGHTS))
     elif args.command == "study":
-        numina_arms.run_studies(args)
+        with torch.inference_mode():  # as ComfyUI's server samples; uni_pc, for one, leaves autograd on otherwise
+            numina_arms.run_studies(args)
     else:
         from testbed.evaluate import run_from_args
 
-        run_from_args(args)
+        with torch.inference_mode():
+            run_from_args(args)
     return 0
 
 

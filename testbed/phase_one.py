@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from devtools.comfyui import import_comfyui
 
@@ -75,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     session = TestbedSession.load(settings=SamplingSettings(steps=args.steps))
     prompts = load_prompts(args.prompts, args.prompt_seed, None)
     start = time.time()
+    with torch.inference_mode():  # as ComfyUI's server samples
+        schedules = short_schedule_study(session, prompts, args.seed, args.cfg, args.schedules)
     report = {"prompts": len(prompts), "prompt_seed": args.prompt_seed, "cfg": args.cfg, "steps": args.steps,
-              "schedules": short_schedule_study(session, prompts, args.seed, args.cfg, args.schedules)}
+              "schedules": schedules}
     report["seconds"] = round(time.time() - start, 1)
     print(json.dumps(report, indent=1), flush=True)
     if args.json:

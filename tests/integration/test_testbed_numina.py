@@ -98,3 +98,17 @@ def test_count_verified_arm_specs_share_the_numina_arms_parsing(pack):
         evaluate.arm_factory("verified:reseed:2:improved:{x}")
     with pytest.raises(ValueError, match="arm 'verified:.*token_scope must be 'noun' or 'phrase'"):
         evaluate.arm_factory('verified:reseed:2:improved:{"token_scope": 1}')
+
+
+def test_the_study_command_samples_as_the_server_does_on_any_sampler(pack, tmp_path):
+    """`python -m testbed study --sampler uni_pc`: ComfyUI's UniPC leaves autograd on, so outside inference mode the
+    capture kept a graph (GPU memory ran out) and the layout could not leave torch."""
+    import json
+
+    from testbed.__main__ import main
+
+    out = tmp_path / "study.json"
+    assert main(["study", "--device", "cpu", "--steps", "4", "--frames", "1", "--prompts", "1", "--sampler", "uni_pc",
+                 "--variants", '{"improved": {"preset": "improved"}}', "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["sampler"] == "uni_pc" and 0 <= report["agreement"]["improved"] <= 1

@@ -173,21 +173,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arm", action="append", help=f"arm to run, repeatable (default: baseline); known: {', '.join(ARMS)}; or "
                         "'numina:<preset>:<JSON config overrides>'")
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS, help="testbed weights (.safetensors)")
-    parser.add_argument("--prompts", type=int, default=200, help="number of generated prompts")
-    parser.add_argument("--prompt-seed", type=int, default=1234, help="seed of the generated prompt set")
-    parser.add_argument("--prompt-file", type=Path, help="one prompt per line instead of generated prompts")
+    add_prompt_arguments(parser, prompts=200, prompt_seed=1234)
     parser.add_argument("--cfg", type=float, action="append", help=f"CFG scale, repeatable (default: 1 and {DEFAULT_CFG:g})")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed base")
-    parser.add_argument("--steps", type=int, default=SamplingSettings.steps)
-    parser.add_argument("--sampler", default=SamplingSettings.sampler)
-    parser.add_argument("--scheduler", default=SamplingSettings.scheduler)
-    parser.add_argument("--frames", type=int, default=FRAMES)
+    add_sampling_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the results as JSON here")
     parser.add_argument("--device", help="cuda or cpu (default: cuda if available)")
 
 
+def add_prompt_arguments(parser: argparse.ArgumentParser, prompts: int, prompt_seed: int) -> None:
+    """--prompts, --prompt-seed and --prompt-file, as load_prompts takes them."""
+    parser.add_argument("--prompts", type=int, default=prompts, help="number of generated prompts")
+    parser.add_argument("--prompt-seed", type=int, default=prompt_seed, help="seed of the generated prompt set")
+    parser.add_argument("--prompt-file", type=Path, help="one prompt per line instead of generated prompts")
+
+
+def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The SamplingSettings every run of a command shares (sampling_settings reads them back)."""
+    parser.add_argument("--steps", type=int, default=SamplingSettings.steps)
+    parser.add_argument("--sampler", default=SamplingSettings.sampler, help="ComfyUI sampler name")
+    parser.add_argument("--scheduler", default=SamplingSettings.scheduler)
+    parser.add_argument("--frames", type=int, default=FRAMES)
+
+
+def sampling_settings(args: argparse.Namespace) -> SamplingSettings:
+    return SamplingSettings(steps=args.steps, sampler=args.sampler, scheduler=args.scheduler, frames=args.frames)
+
+
 def run_from_args(args: argparse.Namespace) -> dict:
-    settings = SamplingSettings(steps=args.steps, sampler=args.sampler, scheduler=args.scheduler, frames=args.frames)
+    settings = sampling_settings(args)
     session = TestbedSession.load(args.weights, settings)
     prompts = load_prompts(args.prompts, args.prompt_seed, args.prompt_file)
     cfgs = args.cfg or [1.0, DEFAULT_CFG]

@@ -17,8 +17,9 @@ import torch
 from scipy import ndimage
 
 from testbed import synthetic as sc
-from testbed.evaluate import Arm, TestbedSession, register_arm, register_arm_family
-from testbed.model import FRAMES, SIZE, TestbedTokenizer
+from testbed.evaluate import (Arm, TestbedSession, add_prompt_arguments, add_sampling_arguments, load_prompts,
+                              register_arm, register_arm_family, sampling_settings)
+from testbed.model import SIZE, TestbedTokenizer
 
 from devtools.comfyui import import_pack
 
@@ -277,9 +278,7 @@ def edit_checks(session: TestbedSession, prompts: list[str], seed: int, cfg: flo
 def run_studies(args) -> dict:
     """`python -m testbed study`: layout agreement of several layout variants and the mechanism checks,
     on a tuning prompt set (a different prompt seed from the evaluation's)."""
-    from testbed.evaluate import SamplingSettings, load_prompts
-
-    settings = SamplingSettings(steps=args.steps, sampler=args.sampler, scheduler=args.scheduler, frames=args.frames)
+    settings = sampling_settings(args)
     session = TestbedSession.load(args.weights, settings)
     prompts = load_prompts(args.prompts, args.prompt_seed, args.prompt_file)
     variants = json.loads(args.variants)
@@ -318,15 +317,10 @@ def add_study_arguments(parser) -> None:
     from testbed.model import DEFAULT_WEIGHTS
 
     parser.add_argument("--weights", type=Path, default=DEFAULT_WEIGHTS)
-    parser.add_argument("--prompts", type=int, default=60)
-    parser.add_argument("--prompt-seed", type=int, default=777, help="tuning prompts (evaluation uses 1234)")
-    parser.add_argument("--prompt-file", type=Path, help="one prompt per line instead of generated prompts")
+    add_prompt_arguments(parser, prompts=60, prompt_seed=777)  # tuning prompts (the evaluation's seed is 1234)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cfg", type=float, default=5.0)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--sampler", default="euler", help="ComfyUI sampler of every run (as evaluate's --sampler)")
-    parser.add_argument("--scheduler", default="simple")
-    parser.add_argument("--frames", type=int, default=FRAMES)
+    add_sampling_arguments(parser)
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help='JSON {"name": {"preset": "improved", "<config field>": value, …}, …}')
     parser.add_argument("--mechanism", type=int, default=0, help="prompts for the mechanism checks (0: skip)")

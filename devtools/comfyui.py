@@ -88,10 +88,11 @@ def comfyui_version(path: Path | None = None) -> str:
     return namespace.get("__version__", "unknown")
 
 
-def import_comfyui(cpu: bool | None = True) -> Path:
+def import_comfyui(cpu: bool | None = True, **cli_args) -> Path:
     """Put the primary checkout on sys.path and import what the model path needs, with the arguments a
-    headless run would have (cpu=True: the CPU; None: the CPU only where CUDA is absent). ComfyUI picks
-    its device when comfy.model_management is first imported, so the first call decides."""
+    headless run would have (cpu=True: the CPU; None: the CPU only where CUDA is absent) and any other of
+    ComfyUI's command-line arguments (e.g. use_pytorch_cross_attention=True). ComfyUI picks its device and
+    attention backend when comfy.model_management is first imported, so the first call decides."""
     if "comfy.model_management" in sys.modules:
         return Path(sys.modules["comfy.model_management"].__file__).parents[1]
     path = comfyui_path()
@@ -105,6 +106,10 @@ def import_comfyui(cpu: bool | None = True) -> Path:
     import comfy.cli_args
 
     comfy.cli_args.args.cpu = (not torch.cuda.is_available()) if cpu is None else cpu
+    for name, value in cli_args.items():
+        if not hasattr(comfy.cli_args.args, name):
+            raise ValueError(f"ComfyUI has no command-line argument {name!r}")
+        setattr(comfy.cli_args.args, name, value)
     import comfy.model_management  # noqa: F401  (picks the device from the arguments above)
     return path
 

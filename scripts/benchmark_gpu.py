@@ -15,6 +15,7 @@ Phase 2 is sampled once per model; easycache and short reuse its time.
     python scripts/benchmark_gpu.py                                   # every model, 832×480×81, 50 steps
     python scripts/benchmark_gpu.py --models wan2.1-1.3b --steps 50
     python scripts/benchmark_gpu.py --attention sage --models wan2.1-1.3b --steps 4 --arms plain numina
+    python scripts/benchmark_gpu.py --attention xformers --models wan2.1-1.3b --arms plain numina
     python scripts/benchmark_gpu.py --smoke --schedule-steps 1 --json out/smoke.json   # CPU, tiny, 4 steps
     python scripts/benchmark_gpu.py --models wan2.2-5b --arms plain short --schedule-steps 6 --profile   # op tables
 """
@@ -356,14 +357,23 @@ def ratio_table(results: list[ModelResult], card: str) -> str:
     return "\n".join(lines) + f"\n\ncard: {card}"
 
 
+ATTENTION_BACKENDS = {
+    "sdpa": ({"use_pytorch_cross_attention": True}, "attention_pytorch"),
+    "sage": ({"use_sage_attention": True}, "attention_sage"),
+    "xformers": ({}, "attention_xformers"),
+}
+"""--attention → (ComfyUI's command-line arguments for it, the host attention function ComfyUI must then pick)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help=f"default: all of {list(MODELS)}")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--schedule-steps", type=int, default=4, help="phase-1 steps of the 'short' arm")
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
-    parser.add_argument("--attention", choices=["sdpa", "sage"], default="sdpa",
-                        help="ComfyUI's attention backend for the host's attention (guidance rows always use SDPA)")
+    parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), default="sdpa",
+                        help="ComfyUI's attention backend for the host's attention (guidance rows always use SDPA); "
+                             "xformers is ComfyUI's choice wherever the package is installed")
     parser.add_argument("--smoke", action="store_true",
                         help="CPU, tiny models, 4 steps (capture at step 2): checks that the script runs")
     parser.add_argument("--overrides", type=json.loads, default={},
@@ -374,11 +384,15 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
 
-    import_comfyui(cpu=args.smoke)
-    import comfy.cli_args
-
-    comfy.cli_args.args.use_sage_attention = args.attention == "sage"
+    cli_args, expected_backend = ATTENTION_BACKENDS[args.attention]
+    import_comfyui(cpu=args.smoke, **cli_args)
+    import comfy.ldm.modules.attention
     import comfy.utils
+
+    chosen = comfy.ldm.modules.attention.optimized_attention.__name__
+    if chosen != expected_backend:
+        sys.exit(f"--attention {args.attention}: ComfyUI chose {chosen}, not {expected_backend} (is the backend's "
+                 "package installed and importable?)")
 
     comfy.utils.PROGRESS_BAR_ENABLED = False
     import_pack()

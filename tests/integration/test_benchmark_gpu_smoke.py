@@ -68,3 +68,13 @@ def test_benchmark_layout_takes_the_dense_background_path_under_every_setting(pa
                                    preset("improved", background_suppress_nouns=nouns))
         assert len(plan.rows) >= CrossAttentionGuidanceHook.dense_row_fraction * grid.tokens
         assert len(plan.rows) > 0.9 * grid.tokens and plan.reference_rows.shape[0] > 0
+
+
+def test_benchmark_refuses_a_backend_comfyui_did_not_pick(comfyui):
+    """xformers is ComfyUI's own choice where it is installed; asked for where it is not (this CPU run), the
+    script stops and says which backend ComfyUI picked instead of timing the wrong one."""
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "benchmark_gpu.py"), "--smoke", "--attention",
+                          "xformers", "--models", "wan2.1-tiny"], timeout=300, capture_output=True, text=True,
+                         env={**os.environ, "COMFYUI_PATH": str(comfyui_path())})
+    assert run.returncode != 0
+    assert "--attention xformers: ComfyUI chose attention_sub_quad, not attention_xformers" in run.stderr

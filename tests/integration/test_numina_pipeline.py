@@ -211,6 +211,38 @@ def test_dense_guidance_path_equals_the_sparse_one(nodes, models, targets, pack,
     assert not torch.allclose(outputs["dense"], plain_ksampler(model, cfg=cfg), atol=1e-3)
 
 
+@pytest.mark.parametrize("backend", ["attention_pytorch", "attention_split", "attention_basic"])
+def test_guidance_is_the_same_whatever_attention_backend_the_host_runs(nodes, models, targets, pack, monkeypatch,
+                                                                       backend):
+    """The bias never goes to the host's attention function (Sage, xformers and flash take none): the modulated
+    rows are attended again with SDPA (sparse path), or the positive rows with the bias while the host takes the
+    others (dense path). So a guided run samples the same on every ComfyUI backend, up to float rounding, as on
+    sub-quadratic attention (what ComfyUI picks on these CPU runs), and still differs from plain sampling there."""
+    import comfy.ldm.modules.attention as attention
+    import comfy.ldm.wan.model as wan_model
+
+    model = models["wan2.1"]
+    grid = adapter(nodes, model).token_grid(empty_latent("wan2.1")["samples"])
+    configs = {"sparse": settings(), "dense": settings(background_suppress_scale=2.0)}
+    assert wan_model.optimized_attention is attention.attention_sub_quad
+    on_sub_quad = {path: guided_sample(nodes, model, hand_layout(pack, grid), targets, empty_latent("wan2.1"),
+                                       config=config)["samples"] for path, config in configs.items()}
+    host, host_calls = getattr(attention, backend), []
+
+    def counted_host(*args, **kwargs):
+        host_calls.append(backend)
+        return host(*args, **kwargs)
+
+    monkeypatch.setattr(wan_model, "optimized_attention", counted_host)
+    plain = plain_ksampler(model)
+    assert host_calls  # the model really runs on the backend
+    for path, config in configs.items():
+        guided = guided_sample(nodes, model, hand_layout(pack, grid), targets, empty_latent("wan2.1"),
+                               config=config)["samples"]
+        torch.testing.assert_close(guided, on_sub_quad[path], rtol=1e-4, atol=1e-4)
+        assert not torch.allclose(guided, plain, atol=1e-3)
+
+
 def test_nothing_to_correct_or_zero_strength_equals_ksampler_bit_for_bit(nodes, models, targets, pack):
     from numina_pack.numina_core.grid import Layout
 

@@ -4,10 +4,12 @@ ComfyUI's own state-dict loader and sampled as ComfyUI's server samples: under t
 
 Arms per model (each timed end to end, CUDA-synchronised, peak GPU memory per arm):
   plain         KSampler, every step
-  numina        phase 1 to t* (the preset's capture step) + identify + phase 2 guided on a layout with removals, additions and
+  numina        phase 1 on the run's whole schedule to t* (the preset's capture step; the cost of
+                `improved (late capture)`) + identify + phase 2 guided on a layout with removals, additions and
                 background suppression in every frame (correction_layout)
   easycache     the same, ComfyUI's EasyCache node on phase 1 (the capture step forced)
-  short         the same, phase 1 on a short schedule (capture_schedule_steps)
+  short         the same, phase 1 on a short schedule (--schedule-steps; by default the `improved` preset's
+                own, so `--arms plain short` measures the pack's default)
   finish        phase 1 that finishes the video itself (the refined layout needed no correction); its
                 latent must equal plain's
 Phase 2 is sampled once per model; easycache and short reuse its time.
@@ -17,7 +19,8 @@ Phase 2 is sampled once per model; easycache and short reuse its time.
     python scripts/benchmark_gpu.py --attention sage --models wan2.1-1.3b --steps 4 --arms plain numina
     python scripts/benchmark_gpu.py --attention xformers --models wan2.1-1.3b --arms plain numina
     python scripts/benchmark_gpu.py --smoke --schedule-steps 1 --json out/smoke.json   # CPU, tiny, 4 steps
-    python scripts/benchmark_gpu.py --models wan2.2-5b --arms plain short --schedule-steps 6 --profile   # op tables
+    python scripts/benchmark_gpu.py --models wan2.2-5b --arms plain short                  # the pack's default
+    python scripts/benchmark_gpu.py --models wan2.2-5b --arms plain short --profile        # op tables
 """
 from __future__ import annotations
 
@@ -369,7 +372,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help=f"default: all of {list(MODELS)}")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--schedule-steps", type=int, default=4, help="phase-1 steps of the 'short' arm")
+    parser.add_argument("--schedule-steps", type=int, help="phase-1 steps of the 'short' arm (default: the improved "
+                                                              "preset's capture_schedule_steps, the pack's default)")
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), default="sdpa",
                         help="ComfyUI's attention backend for the host's attention (guidance rows always use SDPA); "
@@ -396,6 +400,10 @@ def main() -> None:
 
     comfy.utils.PROGRESS_BAR_ENABLED = False
     import_pack()
+    if args.schedule_steps is None:
+        from numina_pack.numina_core.config import preset
+
+        args.schedule_steps = preset("improved").capture_schedule_steps
     catalogue = SMOKE_MODELS if args.smoke else MODELS
     names = args.models or list(catalogue)
     steps = 4 if args.smoke else args.steps

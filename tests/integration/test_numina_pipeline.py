@@ -214,7 +214,7 @@ def test_dense_guidance_path_equals_the_sparse_one(nodes, models, targets, pack,
 @pytest.mark.parametrize("backend", ["attention_pytorch", "attention_split", "attention_basic"])
 def test_guidance_is_the_same_whatever_attention_backend_the_host_runs(nodes, models, targets, pack, monkeypatch,
                                                                        backend):
-    """The bias never goes to the host's attention function (Sage, xformers and flash take none): the modulated
+    """The bias never goes to the host's attention function (Sage and flash take none): the modulated
     rows are attended again with SDPA (sparse path), or the positive rows with the bias while the host takes the
     others (dense path). So a guided run samples the same on every ComfyUI backend, up to float rounding, as on
     sub-quadratic attention (what ComfyUI picks on these CPU runs), and still differs from plain sampling there."""

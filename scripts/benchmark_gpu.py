@@ -372,8 +372,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", help=f"default: all of {list(MODELS)}")
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--schedule-steps", type=int, help="phase-1 steps of the 'short' arm (default: the improved "
-                                                              "preset's capture_schedule_steps, the pack's default)")
+    parser.add_argument("--schedule-steps", type=int, help="phase-1 steps of the 'short' arm (default: the benchmarked "
+                                                              "config's capture_schedule_steps: the improved preset's, "
+                                                              "the pack's default, unless --overrides sets it)")
     parser.add_argument("--arms", nargs="+", default=ARMS, choices=ARMS)
     parser.add_argument("--attention", choices=list(ATTENTION_BACKENDS), default="sdpa",
                         help="ComfyUI's attention backend for the host's attention (guidance rows always use SDPA); "
@@ -403,7 +404,7 @@ def main() -> None:
     if args.schedule_steps is None:
         from numina_pack.numina_core.config import preset
 
-        args.schedule_steps = preset("improved").capture_schedule_steps
+        args.schedule_steps = preset("improved", **args.overrides).capture_schedule_steps
     catalogue = SMOKE_MODELS if args.smoke else MODELS
     names = args.models or list(catalogue)
     steps = 4 if args.smoke else args.steps

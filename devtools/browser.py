@@ -102,7 +102,20 @@ class Frontend:
         frontend.page.wait_for_function("window.app && window.app.graph && window.LiteGraph && app.extensionManager",
                                         timeout=timeout_s * 1000)
         frontend.page.wait_for_load_state("networkidle")
+        frontend.wait_until_unblocked(timeout_s)
         return frontend
+
+    def wait_until_unblocked(self, timeout_s: float = 30.0) -> None:
+        """Wait until the frontend's full-screen loading mask (PrimeVue BlockUI, up while the app starts and
+        while a dropped file loads) is gone. BlockUI keeps one mask for good when a second block starts during
+        the first one's 150 ms leave animation: its animationend handler then removes the second mask, not its
+        own. An artist never drops a file that fast; a test must wait as an artist does, or a stuck mask eats
+        every later click."""
+        try:
+            self.page.wait_for_function("() => !document.querySelector('.p-blockui-mask')", timeout=timeout_s * 1000)
+        except Exception as error:
+            masks = self.page.evaluate("() => [...document.querySelectorAll('.p-blockui-mask')].map(m => m.className)")
+            raise AssertionError(f"the frontend's loading mask stays up after {timeout_s} s: {masks}") from error
 
     def close_dialogs(self, attempts: int = 5) -> None:
         """Close what the frontend opens on its own (the first-run template browser, notices)."""
@@ -135,6 +148,7 @@ class Frontend:
         self.page.evaluate("() => app.graph.clear()")
         self.page.evaluate(_DROP_FILE_JS, [file_name, json.dumps(workflow)])
         self.page.wait_for_function("n => app.graph._nodes.length >= n", arg=1, timeout=timeout_s * 1000)
+        self.wait_until_unblocked(timeout_s)
 
     def _wait_for_workflow(self, name: str, timeout_s: float) -> None:
         self.page.wait_for_function(

@@ -95,3 +95,13 @@ def test_template_dragged_onto_canvas(frontend, artifacts):
     check_loaded(frontend, name)
     frontend.frame_nodes()
     frontend.screenshot(artifacts / f"dragged_{name}.png")
+
+
+def test_canvas_takes_clicks_after_workflows_dragged_in_quick_succession(frontend):
+    """The frontend's loading mask sticks when a second drop starts within the first one's 150 ms leave
+    animation (a PrimeVue BlockUI race): drop_workflow must wait it out, or every later click is eaten."""
+    name = "NUMINA Wan2.1 T2V 1.3B"
+    for _ in range(3):
+        frontend.drop_workflow(f"{name}.json", template(name))
+    assert frontend.page.evaluate("() => document.querySelectorAll('.p-blockui-mask').length") == 0
+    frontend.page.locator("button:has-text('Run')").first.click(trial=True, timeout=5000)

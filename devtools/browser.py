@@ -34,6 +34,9 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 VIEWPORT = {"width": 1600, "height": 1000}
 # Below a canvas scale of about 0.5 LiteGraph draws no text: screenshots zoom to at least this.
 READABLE_SCALE = 0.6
+# The frontend's full-screen loading mask (PrimeVue BlockUI) and its Run button, as an artist sees them.
+LOADING_MASK = ".p-blockui-mask"
+RUN_BUTTON = "button:has-text('Run')"
 
 
 def browser_missing_reason() -> str | None:
@@ -112,9 +115,11 @@ class Frontend:
         own. An artist never drops a file that fast; a test must wait as an artist does, or a stuck mask eats
         every later click."""
         try:
-            self.page.wait_for_function("() => !document.querySelector('.p-blockui-mask')", timeout=timeout_s * 1000)
+            self.page.wait_for_function("selector => !document.querySelector(selector)", arg=LOADING_MASK,
+                                    timeout=timeout_s * 1000)
         except Exception as error:
-            masks = self.page.evaluate("() => [...document.querySelectorAll('.p-blockui-mask')].map(m => m.className)")
+            masks = self.page.evaluate("selector => [...document.querySelectorAll(selector)].map(m => m.className)",
+                                       LOADING_MASK)
             raise AssertionError(f"the frontend's loading mask stays up after {timeout_s} s: {masks}") from error
 
     def close_dialogs(self, attempts: int = 5) -> None:
@@ -185,7 +190,7 @@ class Frontend:
 
     def click_run(self) -> None:
         self.close_dialogs()
-        self.page.locator("button:has-text('Run')").first.click()
+        self.page.locator(RUN_BUTTON).first.click()
 
     def wait_until_idle(self, server_url: str, timeout_s: float = 600.0) -> None:
         """Wait until the server's queue is empty and the frontend no longer marks a node as running."""

@@ -11,6 +11,7 @@ import math
 
 import pytest
 
+from devtools.browser import LOADING_MASK, RUN_BUTTON
 from devtools.server import PACK_FOLDER_NAME, ComfyServer, write_empty_model_files
 from scripts.build_example_workflows import WORKFLOW_DIR, graph_named
 
@@ -103,5 +104,5 @@ def test_canvas_takes_clicks_after_workflows_dragged_in_quick_succession(fronten
     name = "NUMINA Wan2.1 T2V 1.3B"
     for _ in range(3):
         frontend.drop_workflow(f"{name}.json", template(name))
-    assert frontend.page.evaluate("() => document.querySelectorAll('.p-blockui-mask').length") == 0
-    frontend.page.locator("button:has-text('Run')").first.click(trial=True, timeout=5000)
+    assert frontend.page.locator(LOADING_MASK).count() == 0
+    frontend.page.locator(RUN_BUTTON).first.click(trial=True, timeout=5000)
